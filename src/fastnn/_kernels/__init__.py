@@ -1,0 +1,26 @@
+"""Compiled Cython kernels (the fast tier).
+
+Each module here has a pure-NumPy twin of the same name in
+:mod:`fastnn.reference`; :func:`fastnn.ops.get_ops` chooses between them.
+"""
+
+try:
+    from fastnn._kernels import _blas  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
+    raise ImportError(
+        "fastnn's compiled kernels are not built, so fastnn cannot be imported "
+        f"({exc}). Install a wheel with `pip install fastnn-core`, or build from a "
+        "checkout with `pip install .` (this needs a C compiler). If you are "
+        "running from the source tree, build in place first: "
+        "`python setup.py build_ext --inplace`."
+    ) from exc
+
+KERNEL_MODULES = (
+    "dense",
+    "activations",
+    "losses",
+    "optim",
+    "dropout",
+    "batchnorm",
+    "gather",
+)

@@ -1,0 +1,29 @@
+"""Shared fixtures: dtypes, tolerances and the two backends."""
+
+import numpy as np
+import pytest
+
+#: Kernel-vs-twin tolerances from the house style.
+RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+
+
+def tolerance(dtype, scale=1.0):
+    """rtol/atol for comparing two computations of the same values in ``dtype``.
+
+    ``scale`` is the magnitude of the compared values times the number of
+    terms summed into each, so that near-zero entries of a long sum are judged
+    by an absolute bound of the same relative size.
+    """
+    dtype = np.dtype(dtype).type
+    rtol = RTOL[dtype]
+    return {"rtol": rtol, "atol": rtol * scale}
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])
+def dtype(request):
+    return request.param
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
