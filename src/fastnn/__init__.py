@@ -1,8 +1,32 @@
-"""fastnn: a compact, fast neural-network core for the CPU."""
+"""fastnn: a compact, fast neural-network core for the CPU.
+
+Three tiers: Cython kernels (``fastnn._kernels``), their NumPy twins
+(``fastnn.reference``), and the Python API re-exported here.
+"""
 
 __version__ = "0.1.0"
 
-import fastnn._kernels  # noqa: F401  (raises a clear ImportError if not built)
-from fastnn.ops import get_ops
+import fastnn._kernels  # noqa: F401,E402  (raises a clear ImportError if not built)
+from fastnn.callbacks import (  # noqa: E402
+    Callback, EarlyStopping, History, ModelCheckpoint, TerminateOnNaN,
+)
+from fastnn.io import load  # noqa: E402
+from fastnn.layers import (  # noqa: E402
+    Activation, BatchNorm, Dense, Dropout, GaussianNoise, Maxout, PReLU,
+)
+from fastnn.model import Sequential, TrainingDivergedError  # noqa: E402
+from fastnn.ops import get_ops  # noqa: E402
+from fastnn.optimizers import (  # noqa: E402
+    SGD, AdaDelta, AdaGrad, Adam, AdamW, NAdam, RMSProp,
+)
+from fastnn.schedules import (  # noqa: E402
+    CosineAnnealing, ExponentialDecay, ReduceOnPlateau, StepDecay, Warmup,
+)
 
-__all__ = ["__version__", "get_ops"]
+__all__ = [
+    "__version__", "get_ops", "load", "Sequential", "TrainingDivergedError",
+    "Dense", "Activation", "Dropout", "GaussianNoise", "BatchNorm", "PReLU", "Maxout",
+    "SGD", "AdaGrad", "RMSProp", "AdaDelta", "Adam", "AdamW", "NAdam",
+    "StepDecay", "ExponentialDecay", "CosineAnnealing", "Warmup", "ReduceOnPlateau",
+    "Callback", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN", "History",
+]

@@ -1,0 +1,163 @@
+"""Every check of user input, in one place.
+
+Public entry points call these once, before any kernel runs. Each check raises
+``TypeError`` or ``ValueError`` naming the argument and what was wrong, and
+returns the value converted to what the kernels need (C-contiguous arrays of
+the model's dtype, int64 labels), so odd but valid input works: lists,
+Fortran order, strided or read-only arrays, integers and float16.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def check_dtype(dtype, name="dtype"):
+    """Return the numpy type for ``"float32"``/``"float64"`` (or the types)."""
+    try:
+        key = np.dtype(dtype).name
+    except TypeError:
+        key = None
+    if key not in DTYPES:
+        raise ValueError(f"{name}: must be 'float32' or 'float64', got {dtype!r}")
+    return DTYPES[key]
+
+
+def check_choice(name, value, choices):
+    """Return ``value`` if it is one of ``choices``; the error lists them."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(
+            f"{name}: unknown value {value!r}; valid: {', '.join(sorted(choices))}"
+        )
+    return value
+
+
+def check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_int(name, value, minimum=None, maximum=None):
+    """An integer (not a bool) within the bounds, returned as ``int``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: must be an integer, got {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name}: must be <= {maximum}, got {value}")
+    return value
+
+
+def check_float(name, value, minimum=None, maximum=None, *, low_open=False,
+                high_open=False):
+    """A finite real number within the bounds, returned as ``float``.
+
+    ``low_open``/``high_open`` make the corresponding bound exclusive.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: must be finite, got {value}")
+    if minimum is not None and (value <= minimum if low_open else value < minimum):
+        raise ValueError(
+            f"{name}: must be {'>' if low_open else '>='} {minimum}, got {value}"
+        )
+    if maximum is not None and (value >= maximum if high_open else value > maximum):
+        raise ValueError(
+            f"{name}: must be {'<' if high_open else '<='} {maximum}, got {value}"
+        )
+    return value
+
+
+def _as_numeric_array(name, X):
+    if isinstance(X, np.ndarray):
+        arr = X
+    else:
+        try:
+            arr = np.asarray(X)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{name}: cannot be read as an array ({exc})") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name}: must hold real numbers, got an array of dtype {arr.dtype}"
+        )
+    return arr
+
+
+def check_array(name, X, dtype, ndim=2, n_features=None, allow_empty=False):
+    """A finite C-contiguous array of ``dtype`` with ``ndim`` dimensions.
+
+    A 1-D input to a 2-D check is rejected rather than guessed at.
+    """
+    arr = _as_numeric_array(name, X)
+    if arr.ndim != ndim:
+        raise ValueError(
+            f"{name}: must be {ndim}-D, got an array of shape {arr.shape}"
+            + (" (reshape a single sample with X.reshape(1, -1))"
+               if ndim == 2 and arr.ndim == 1 else "")
+        )
+    if not allow_empty and arr.size == 0 and (ndim == 1 or arr.shape[0] == 0):
+        raise ValueError(f"{name}: is empty (shape {arr.shape})")
+    if ndim == 2 and arr.shape[1] == 0:
+        raise ValueError(f"{name}: has no features (shape {arr.shape})")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(
+            f"{name}: expected {n_features} features, got {arr.shape[1]}"
+        )
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ValueError(f"{name}: contains NaN or infinity")
+    return arr
+
+
+def check_labels(name, y, n_samples, n_classes=None):
+    """Integer class labels of length ``n_samples`` as int64 in ``[0, n_classes)``.
+
+    Floats are accepted when every value is a whole number.
+    """
+    arr = _as_numeric_array(name, y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: must be 1-D class labels, got shape {arr.shape}")
+    if arr.shape[0] != n_samples:
+        raise ValueError(
+            f"{name}: has {arr.shape[0]} labels but X has {n_samples} samples"
+        )
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name}: contains NaN or infinity")
+        if not np.array_equal(arr, np.round(arr)):
+            raise ValueError(f"{name}: class labels must be integers")
+    labels = np.ascontiguousarray(arr, dtype=np.int64)
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"{name}: class labels must be >= 0, got {labels.min()}")
+    if n_classes is not None and labels.size and labels.max() >= n_classes:
+        raise ValueError(
+            f"{name}: label {labels.max()} is out of range for {n_classes} outputs"
+        )
+    return labels
+
+
+def check_targets(name, y, n_samples, n_outputs, dtype):
+    """Real-valued targets shaped ``(n_samples, n_outputs)``; 1-D is one output."""
+    arr = _as_numeric_array(name, y)
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: must be 1-D or 2-D, got shape {arr.shape}")
+    if arr.shape[0] != n_samples:
+        raise ValueError(
+            f"{name}: has {arr.shape[0]} rows but X has {n_samples} samples"
+        )
+    if arr.shape[1] != n_outputs:
+        raise ValueError(
+            f"{name}: has {arr.shape[1]} columns but the model has {n_outputs} outputs"
+        )
+    return check_array(name, arr, dtype)

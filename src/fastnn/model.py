@@ -1,0 +1,625 @@
+"""The Sequential model: construction, training, evaluation and inference."""
+
+import math
+import signal
+import threading
+import time
+
+import numpy as np
+
+from fastnn._validation import (
+    check_array, check_bool, check_choice, check_dtype, check_float, check_int,
+    check_labels, check_targets,
+)
+from fastnn.callbacks import Callback, History, TerminateOnNaN
+from fastnn.layers import Layer
+from fastnn.losses import get_loss, loss_value
+from fastnn.ops import BACKENDS, get_ops
+from fastnn.optimizers import get_optimizer
+from fastnn.schedules import get_schedule
+
+#: Rows per chunk in predict/evaluate when no batch_size is given.
+INFERENCE_BATCH = 4096
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss or the weights became NaN or infinite during ``fit``.
+
+    The model holds the last good weights (those at the end of the last
+    finite epoch) when this is raised.
+    """
+
+
+def _check_seed(seed, name="seed"):
+    if seed is None:
+        return None
+    return check_int(name, seed, 0)
+
+
+class Sequential:
+    """A stack of layers trained end to end.
+
+    Parameters
+    ----------
+    layers : list of Layer
+    input_dim : int or None
+        The number of input features. If None, the model is built by the first
+        ``fit`` (or ``build``) from the data.
+    dtype : {"float32", "float64"}
+    seed : int or None
+        Seeds the weight initialization.
+    backend : {"cython", "numpy"}
+        The compiled kernels, or their NumPy twins.
+
+    All trainable parameters live in one flat buffer (and their gradients in
+    another), so an optimizer step is one kernel call.
+    """
+
+    def __init__(self, layers, input_dim=None, dtype="float32", seed=None,
+                 backend="cython"):
+        if isinstance(layers, Layer):
+            layers = [layers]
+        if not isinstance(layers, (list, tuple)) or not layers:
+            raise TypeError("layers: must be a non-empty list of fastnn layers")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(
+                    f"layers[{i}]: expected a fastnn layer, got {type(layer).__name__}"
+                )
+            if layer.n_in is not None:
+                raise ValueError(
+                    f"layers[{i}]: this layer already belongs to a built model; "
+                    "create a new one"
+                )
+        if len({id(layer) for layer in layers}) != len(layers):
+            raise ValueError("layers: the same layer object appears twice")
+        self.layers = list(layers)
+        self.dtype = check_dtype(dtype)
+        self.seed = _check_seed(seed)
+        self.backend = check_choice("backend", backend, BACKENDS)
+        self.ops = get_ops(backend)
+        self.loss = None
+        self.input_dim = None
+        self.output_dim = None
+        self.stop_training = False
+        self.history = None
+        if input_dim is not None:
+            self.build(input_dim)
+
+    # -- construction ----------------------------------------------------------
+    @property
+    def built(self):
+        return self.input_dim is not None
+
+    def build(self, input_dim):
+        """Create and initialize every parameter for ``input_dim`` input features."""
+        input_dim = check_int("input_dim", input_dim, 1)
+        if self.built:
+            if input_dim != self.input_dim:
+                raise ValueError(
+                    f"input_dim: the model is built for {self.input_dim} features, "
+                    f"got {input_dim}"
+                )
+            return self
+        width = input_dim
+        slots = []
+        for layer in self.layers:
+            width = layer.build(width, self.dtype)
+            for name, shape in layer.param_shapes():
+                slots.append((layer, name, shape))
+        total = sum(math.prod(shape) for _, _, shape in slots)
+        self._params = np.zeros(total, self.dtype)
+        self._grads = np.zeros(total, self.dtype)
+        self._offsets = {}
+        offset = 0
+        for layer, name, shape in slots:
+            size = math.prod(shape)
+            layer.params[name] = self._params[offset:offset + size].reshape(shape)
+            layer.grads[name] = self._grads[offset:offset + size].reshape(shape)
+            self._offsets.setdefault(id(layer), [offset, offset])[1] = offset + size
+            offset += size
+        rng = np.random.default_rng(self.seed)
+        for layer in self.layers:
+            layer.init_params(rng)
+            layer.init_state()
+        self.input_dim = input_dim
+        self.output_dim = width
+        return self
+
+    def _trainable_runs(self):
+        runs = []
+        for layer in self.layers:
+            span = self._offsets.get(id(layer))
+            if not layer.trainable or span is None or span[0] == span[1]:
+                continue
+            if runs and runs[-1][1] == span[0]:
+                runs[-1][1] = span[1]
+            else:
+                runs.append(list(span))
+        return [tuple(run) for run in runs]
+
+    def _require_built(self, name):
+        if not self.built:
+            raise ValueError(
+                f"{name}: the model is not built yet; pass input_dim or call fit first"
+            )
+
+    # -- weights ------------------------------------------------------------------
+    def _weight_slots(self):
+        return [(layer, name) for layer in self.layers
+                for name in layer.weight_names()]
+
+    def get_weights(self):
+        """Copies of every parameter, ``[W1, b1, W2, b2, ...]`` with ``W`` shaped
+        (out, in); BatchNorm (weight, bias, running_mean, running_var) and PReLU
+        slopes follow their layer in order."""
+        self._require_built("get_weights")
+        return [layer.get_arrays()[name].copy() for layer, name in self._weight_slots()]
+
+    def set_weights(self, weights):
+        """Set every parameter from a list in :meth:`get_weights` order.
+
+        Every array is checked (count, shape, finiteness) before any is set.
+        """
+        self._require_built("set_weights")
+        slots = self._weight_slots()
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError("weights: must be a list of arrays")
+        if len(weights) != len(slots):
+            raise ValueError(
+                f"weights: expected {len(slots)} arrays, got {len(weights)}"
+            )
+        checked = []
+        for i, ((layer, name), value) in enumerate(zip(slots, weights)):
+            target = layer.get_arrays()[name]
+            arr = np.asarray(value)
+            if arr.dtype.kind not in "biuf":
+                raise TypeError(f"weights[{i}]: must be numeric, got {arr.dtype}")
+            if arr.shape != target.shape:
+                raise ValueError(
+                    f"weights[{i}] ({type(layer).__name__} {name}): expected shape "
+                    f"{target.shape}, got {arr.shape}"
+                )
+            if not np.isfinite(arr).all():
+                raise ValueError(f"weights[{i}]: contains NaN or infinity")
+            if name == "running_var" and (arr < 0).any():
+                raise ValueError(f"weights[{i}]: running_var must be >= 0")
+            checked.append((target, arr))
+        for target, arr in checked:
+            target[...] = arr
+
+    def count_params(self):
+        self._require_built("count_params")
+        return int(self._params.size)
+
+    # -- inference -------------------------------------------------------------
+    def _check_X(self, X, name="X"):
+        self._require_built(name)
+        return check_array(name, X, self.dtype, n_features=self.input_dim)
+
+    def _check_batch_size(self, batch_size, default):
+        if batch_size is None:
+            return default
+        return check_int("batch_size", batch_size, 1)
+
+    def _forward_chunks(self, X, batch_size):
+        """Yield (start, stop, output view) over chunks of X, inference mode."""
+        n = X.shape[0]
+        bs = min(batch_size, n)
+        workspaces = [layer.workspace(bs) for layer in self.layers]
+        for start in range(0, n, bs):
+            stop = min(start + bs, n)
+            H = X[start:stop]
+            for layer, ws in zip(self.layers, workspaces):
+                H = layer.forward(self.ops, H, ws, stop - start, False, None)
+            yield start, stop, H
+
+    def predict(self, X, batch_size=None):
+        """The last layer's raw outputs, shape (n_samples, n_outputs).
+
+        Thread-safe: each call uses its own buffers and never changes the model.
+        """
+        X = self._check_X(X)
+        batch_size = self._check_batch_size(batch_size, INFERENCE_BATCH)
+        out = np.empty((X.shape[0], self.output_dim), self.dtype)
+        for start, stop, H in self._forward_chunks(X, batch_size):
+            out[start:stop] = H
+        return out
+
+    def _link(self, loss_spec=None):
+        spec = loss_spec or (get_loss(self.loss) if self.loss else None)
+        return spec.link if spec else "identity"
+
+    def predict_proba(self, X, batch_size=None):
+        """``predict`` passed through the training loss's link: softmax for
+        cross-entropy, sigmoid for binary cross-entropy, identity otherwise."""
+        out = self.predict(X, batch_size)
+        link = self._link()
+        if link == "softmax":
+            self.ops.softmax_forward(out, 1.0, out)
+        elif link == "sigmoid":
+            self.ops.activation_forward(out, "sigmoid", 0.0, out)
+        return out
+
+    def predict_classes(self, X, batch_size=None):
+        """Class indices: argmax of the outputs, or ``logit > 0`` for a
+        single-output binary cross-entropy model (per column for several)."""
+        out = self.predict(X, batch_size)
+        if self.loss and get_loss(self.loss).link == "sigmoid":
+            classes = (out > 0).astype(np.int64)
+            return classes[:, 0] if classes.shape[1] == 1 else classes
+        return np.argmax(out, axis=1)
+
+    # -- training -----------------------------------------------------------------
+    def _check_targets(self, y, n, spec, name="y"):
+        if spec.targets == "labels":
+            return check_labels(name, y, n, self.output_dim)
+        target = check_targets(name, y, n, self.output_dim, self.dtype)
+        if spec.name == "binary_cross_entropy" and (
+            (target < 0).any() or (target > 1).any()
+        ):
+            raise ValueError(f"{name}: binary cross-entropy targets must be in [0, 1]")
+        return target
+
+    def penalty(self):
+        """The layers' l1/l2 regularization, added to the loss."""
+        return sum(layer.penalty() for layer in self.layers)
+
+    def evaluate(self, X, y, loss=None, metrics=("accuracy",), batch_size=None):
+        """Mean loss (plus regularization) and metrics on ``(X, y)``.
+
+        ``loss=None`` uses the loss the model was trained with. Metrics:
+        ``"accuracy"`` (classification losses), ``"mse"``, ``"mae"``.
+        """
+        X = self._check_X(X)
+        if loss is None:
+            if self.loss is None:
+                raise ValueError("loss: the model has not been trained; pass a loss")
+            loss = self.loss
+        spec = get_loss(loss)
+        target = self._check_targets(y, X.shape[0], spec)
+        metrics = _check_metrics(metrics, spec)
+        batch_size = self._check_batch_size(batch_size, INFERENCE_BATCH)
+        total = 0.0
+        correct = 0
+        sq = ab = 0.0
+        for start, stop, H in self._forward_chunks(X, batch_size):
+            t = target[start:stop]
+            total += loss_value(self.ops, spec, H, t) * (stop - start)
+            if "accuracy" in metrics:
+                correct += _count_correct(spec, H, t)
+            if "mse" in metrics or "mae" in metrics:
+                diff = H - (t if t.ndim == 2 else t[:, None])
+                sq += float(np.square(diff, dtype=np.float64).sum())
+                ab += float(np.abs(diff).sum(dtype=np.float64))
+        n = X.shape[0]
+        result = {"loss": total / n + self.penalty()}
+        if "accuracy" in metrics:
+            result["accuracy"] = correct / (n * (1 if spec.targets == "labels"
+                                                 else self.output_dim))
+        if "mse" in metrics:
+            result["mse"] = sq / (n * self.output_dim)
+        if "mae" in metrics:
+            result["mae"] = ab / (n * self.output_dim)
+        return result
+
+    def fit(self, X, y, loss="softmax_cross_entropy", optimizer="adam", epochs=10,
+            batch_size=32, shuffle=True, validation_data=None, validation_split=0.0,
+            callbacks=None, lr_schedule=None, verbose=1, seed=None):
+        """Train on ``(X, y)``; return a :class:`~fastnn.callbacks.History`.
+
+        Minibatches are reshuffled every epoch (``seed`` fixes the order and
+        any dropout/noise) and gathered into preallocated buffers. Training
+        stops with :class:`TrainingDivergedError`, restoring the last good
+        weights, if the loss or the weights become non-finite. Ctrl-C stops at
+        the end of the current step, leaves a consistent model and re-raises
+        ``KeyboardInterrupt``.
+        """
+        # ---- validate everything before touching state ----
+        spec = get_loss(loss)
+        X = check_array("X", X, self.dtype,
+                        n_features=self.input_dim if self.built else None)
+        epochs = check_int("epochs", epochs, 1)
+        batch_size = check_int("batch_size", batch_size, 1)
+        shuffle = check_bool("shuffle", shuffle)
+        validation_split = check_float("validation_split", validation_split, 0, 1,
+                                       high_open=True)
+        verbose = check_int("verbose", verbose, 0, 2)
+        seed = _check_seed(seed)
+        callbacks = list(callbacks or [])
+        for i, cb in enumerate(callbacks):
+            if not isinstance(cb, Callback):
+                raise TypeError(f"callbacks[{i}]: expected a Callback, got "
+                                f"{type(cb).__name__}")
+        optimizer = get_optimizer(optimizer)
+        schedule = get_schedule(lr_schedule, epochs)
+        if validation_data is not None and validation_split:
+            raise ValueError("validation_split: give validation_data or "
+                             "validation_split, not both")
+        if not self.built:
+            self.build(X.shape[1])
+        target = self._check_targets(y, X.shape[0], spec)
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(
+                validation_data
+            ) != 2:
+                raise ValueError("validation_data: must be a pair (X_val, y_val)")
+            X_val = self._check_X(validation_data[0], "validation_data[0]")
+            y_val = self._check_targets(validation_data[1], X_val.shape[0], spec,
+                                        "validation_data[1]")
+        elif validation_split:
+            n_val = int(round(X.shape[0] * validation_split))
+            if n_val < 1 or n_val >= X.shape[0]:
+                raise ValueError(
+                    f"validation_split: {validation_split} of {X.shape[0]} samples "
+                    "leaves no validation or no training data"
+                )
+            X, X_val = X[:-n_val], X[-n_val:]
+            target, y_val = target[:-n_val], target[-n_val:]
+        else:
+            X_val = y_val = None
+
+        self.loss = spec.name
+        runner = _TrainingRun(self, X, target, spec, optimizer, batch_size, seed)
+        history = History()
+        self.history = history
+        self.stop_training = False
+        base_lr = optimizer.lr
+        quiet_nan = any(isinstance(cb, TerminateOnNaN) for cb in callbacks)
+        if schedule is not None and hasattr(schedule, "reset"):
+            schedule.reset()
+        for cb in callbacks:
+            cb.on_train_begin(self)
+        interrupted = []
+        previous_handler = None
+        if threading.current_thread() is threading.main_thread():
+            def _on_sigint(signum, frame):
+                interrupted.append(True)
+            previous_handler = signal.signal(signal.SIGINT, _on_sigint)
+        logs = None
+        try:
+            for epoch in range(epochs):
+                lr = schedule(epoch, base_lr, logs) if schedule else base_lr
+                optimizer.lr = lr
+                start = time.perf_counter()
+                train_loss, accuracy = runner.epoch(shuffle, verbose, epoch, epochs,
+                                                    interrupted)
+                if interrupted:
+                    break
+                if not math.isfinite(train_loss) or not np.isfinite(
+                    self._params
+                ).all():
+                    runner.restore()
+                    if quiet_nan:
+                        logs = {"loss": train_loss}
+                        break
+                    raise TrainingDivergedError(
+                        f"training diverged in epoch {epoch + 1}: the loss is "
+                        f"{train_loss}; the weights of the last good epoch were "
+                        "restored. Lower the learning rate or clip gradients "
+                        "(clip_norm)."
+                    )
+                logs = {"loss": train_loss + self.penalty()}
+                if accuracy is not None:
+                    logs["accuracy"] = accuracy
+                if X_val is not None:
+                    val = self.evaluate(X_val, y_val, metrics=("accuracy",)
+                                        if accuracy is not None else ())
+                    logs["val_loss"] = val["loss"]
+                    if "accuracy" in val:
+                        logs["val_accuracy"] = val["accuracy"]
+                logs["lr"] = lr
+                logs["time"] = time.perf_counter() - start
+                history.record(epoch, logs)
+                if verbose:
+                    _print_epoch(epoch, epochs, logs)
+                runner.snapshot()
+                for cb in callbacks:
+                    cb.on_epoch_end(self, epoch, logs)
+                if self.stop_training:
+                    break
+        finally:
+            optimizer.lr = base_lr
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
+        for cb in callbacks:
+            cb.on_train_end(self)
+        if interrupted:
+            raise KeyboardInterrupt("fit interrupted; the model holds the weights "
+                                    "of the last completed step")
+        return history
+
+    # -- persistence / description ----------------------------------------------
+    def save(self, path):
+        """Write the model to ``path`` as safetensors (atomically)."""
+        from fastnn.io import save
+
+        save(self, path)
+
+    def get_config(self):
+        return {
+            "input_dim": self.input_dim,
+            "dtype": np.dtype(self.dtype).name,
+            "loss": self.loss,
+            "layers": [{"type": type(layer).__name__, "config": layer.get_config()}
+                       for layer in self.layers],
+        }
+
+    def summary(self, print_fn=print):
+        """Print a table of layers, output shapes and parameter counts."""
+        lines = [f"Sequential (dtype={np.dtype(self.dtype).name}, "
+                 f"backend={self.backend})",
+                 f"{'layer':<28}{'output':>12}{'params':>12}{'trainable':>11}"]
+        total = 0
+        for layer in self.layers:
+            count = sum(math.prod(s) for _, s in layer.param_shapes()) \
+                if self.built else 0
+            total += count
+            out = f"(None, {layer.n_out})" if self.built else "?"
+            lines.append(f"{layer.describe():<28}{out:>12}{count:>12}"
+                         f"{str(layer.trainable):>11}")
+        lines.append(f"total parameters: {total}")
+        text = "\n".join(lines)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def __repr__(self):
+        inner = ", ".join(repr(layer) for layer in self.layers)
+        dim = f", input_dim={self.input_dim}" if self.built else ""
+        return (f"Sequential([{inner}]{dim}, "
+                f"dtype={np.dtype(self.dtype).name!r})")
+
+
+def _check_metrics(metrics, spec):
+    if metrics is None:
+        return ()
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    valid = ("accuracy", "mse", "mae")
+    for m in metrics:
+        check_choice("metrics", m, valid)
+    if "accuracy" in metrics and spec.targets != "labels" and spec.link != "sigmoid":
+        metrics = tuple(m for m in metrics if m != "accuracy")
+    return tuple(metrics)
+
+
+def _count_correct(spec, H, t):
+    if spec.targets == "labels":
+        return int(np.count_nonzero(np.argmax(H, axis=1) == t))
+    return int(np.count_nonzero((H > 0) == (t > 0.5)))
+
+
+def _print_epoch(epoch, epochs, logs):
+    from tqdm import tqdm
+
+    parts = [f"epoch {epoch + 1}/{epochs}"]
+    for key, value in logs.items():
+        if key == "time":
+            parts.append(f"{value:.2f}s")
+        elif key == "lr":
+            parts.append(f"lr {value:.3g}")
+        else:
+            parts.append(f"{key} {value:.4f}")
+    tqdm.write(" - ".join(parts))
+
+
+class _TrainingRun:
+    """The buffers and the step loop of one ``fit`` call."""
+
+    def __init__(self, model, X, target, spec, optimizer, batch_size, seed):
+        self.model = model
+        self.ops = model.ops
+        self.X = X
+        self.target = target
+        self.spec = spec
+        self.optimizer = optimizer
+        self.n = X.shape[0]
+        self.bs = bs = min(batch_size, self.n)
+        self.rng = np.random.default_rng(seed)
+        self.perm = np.arange(self.n, dtype=np.int64)
+        self.workspaces = [layer.workspace(bs) for layer in model.layers]
+        self.Xb = np.empty((bs, X.shape[1]), model.dtype)
+        tshape = (bs,) if target.ndim == 1 else (bs, target.shape[1])
+        self.tb = np.empty(tshape, target.dtype)
+        self.dOut = np.empty((bs, model.output_dim), model.dtype)
+        self.classify = spec.targets == "labels" or spec.link == "sigmoid"
+        self.pred = np.empty(bs, np.int64)
+        self.hit = np.empty(bs, np.bool_)
+        self.runs = model._trainable_runs()
+        trainable = [i for i, layer in enumerate(model.layers)
+                     if layer.trainable and layer.param_shapes()]
+        self.first_trainable = trainable[0] if trainable else len(model.layers)
+        self.good_params = model._params.copy()
+        self.good_state = [
+            {k: v.copy() for k, v in layer.state.items()} for layer in model.layers
+        ]
+
+    def snapshot(self):
+        np.copyto(self.good_params, self.model._params)
+        for saved, layer in zip(self.good_state, self.model.layers):
+            for k, v in layer.state.items():
+                np.copyto(saved[k], v)
+
+    def restore(self):
+        np.copyto(self.model._params, self.good_params)
+        for saved, layer in zip(self.good_state, self.model.layers):
+            for k, v in layer.state.items():
+                np.copyto(v, saved[k])
+        self.optimizer.reset()
+
+    def _rows(self, buf, k):
+        return buf if k == buf.shape[0] else buf[:k]
+
+    def step(self, idx):
+        ops, model = self.ops, self.model
+        k = idx.shape[0]
+        Xb = self._rows(self.Xb, k)
+        tb = self._rows(self.tb, k)
+        ops.gather_rows(self.X, idx, Xb)
+        if tb.ndim == 1:
+            ops.gather_labels(self.target, idx, tb)
+        else:
+            ops.gather_rows(self.target, idx, tb)
+        H = Xb
+        for layer, ws in zip(model.layers, self.workspaces):
+            H = layer.forward(ops, H, ws, k, True, self.rng)
+        d = self._rows(self.dOut, k)
+        correct = 0
+        if self.classify:
+            correct = self._correct(H, tb, k)
+        loss = loss_value(ops, self.spec, H, tb, d)
+        if not math.isfinite(loss):
+            return loss, correct
+        first = self.first_trainable
+        for i in range(len(model.layers) - 1, first - 1, -1):
+            d = model.layers[i].backward(ops, d, self.workspaces[i], k, i > first)
+        if self.runs:
+            self.optimizer.step(ops, model._params, model._grads, self.runs)
+        return loss, correct
+
+    def _correct(self, H, tb, k):
+        if self.spec.targets == "labels":
+            pred = self._rows(self.pred, k)
+            np.argmax(H, axis=1, out=pred)
+            hit = self._rows(self.hit, k)
+            np.equal(pred, tb, out=hit)
+            return int(np.count_nonzero(hit))
+        return int(np.count_nonzero((H > 0) == (tb > 0.5)))
+
+    def epoch(self, shuffle, verbose, epoch, epochs, interrupted):
+        if shuffle:
+            self.rng.shuffle(self.perm)
+        n, bs = self.n, self.bs
+        n_steps = -(-n // bs)
+        bar = None
+        if verbose == 1:
+            from tqdm import tqdm
+
+            bar = tqdm(total=n_steps, desc=f"epoch {epoch + 1}/{epochs}",
+                       leave=False, unit="step", mininterval=0.2)
+        total = 0.0
+        correct = 0
+        try:
+            for s in range(n_steps):
+                start = s * bs
+                idx = self.perm[start:start + bs]
+                loss, c = self.step(idx)
+                if not math.isfinite(loss):
+                    return loss, None
+                total += loss * idx.shape[0]
+                correct += c
+                if bar is not None:
+                    bar.update(1)
+                    if s % 10 == 0:
+                        bar.set_postfix(loss=f"{total / (start + idx.shape[0]):.4f}",
+                                        refresh=False)
+                if interrupted:
+                    return total / max(start + idx.shape[0], 1), None
+        finally:
+            if bar is not None:
+                bar.close()
+        if not self.classify:
+            return total / n, None
+        denom = n * (1 if self.spec.targets == "labels" else self.target.shape[1])
+        return total / n, correct / denom

@@ -1,0 +1,184 @@
+"""Splits and cross-validation.
+
+``cross_validate`` runs folds in threads: the kernels release the GIL, so the
+folds train in parallel on one machine. For a cluster, use scikit-learn's
+search tools with joblib's dask backend on :mod:`fastnn.sklearn` estimators.
+"""
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from fastnn._validation import check_bool, check_float, check_int
+
+
+def _check_seed(seed):
+    return None if seed is None else check_int("seed", seed, 0)
+
+
+def _n_samples(X):
+    n = len(X)
+    if n == 0:
+        raise ValueError("X: is empty")
+    return n
+
+
+def _stratified_order(y, rng):
+    """Indices ordered so that each class is spread evenly through the order."""
+    y = np.asarray(y)
+    classes, inverse = np.unique(y, return_inverse=True)
+    keys = np.empty(len(y))
+    for c in range(len(classes)):
+        members = np.flatnonzero(inverse == c)
+        rng.shuffle(members)
+        keys[members] = (np.arange(len(members)) + rng.random()) / len(members)
+    return np.argsort(keys, kind="stable")
+
+
+def train_val_test_split(X, y, val_size=0.1, test_size=0.2, stratify=False,
+                         seed=None):
+    """Shuffle and split into train, validation and test parts.
+
+    Returns ``X_train, X_val, X_test, y_train, y_val, y_test``. With
+    ``stratify=True`` each part keeps the class proportions of ``y``.
+    """
+    n = _n_samples(X)
+    if len(y) != n:
+        raise ValueError(f"y: has {len(y)} entries but X has {n} samples")
+    val_size = check_float("val_size", val_size, 0, 1, high_open=True)
+    test_size = check_float("test_size", test_size, 0, 1, high_open=True)
+    stratify = check_bool("stratify", stratify)
+    n_test = int(math.floor(n * test_size + 0.5)) if test_size else 0
+    n_val = int(math.floor(n * val_size + 0.5)) if val_size else 0
+    if (test_size and n_test == 0) or (val_size and n_val == 0):
+        raise ValueError("test_size/val_size: too small for "
+                         f"{n} samples (a part would be empty)")
+    if n_test + n_val >= n:
+        raise ValueError(f"val_size + test_size: leave no training data of {n}")
+    rng = np.random.default_rng(_check_seed(seed))
+    if stratify:
+        order = _stratified_order(y, rng)
+        # Take every k-th element of the stratified order for test and val.
+        test_idx = order[np.linspace(0, n - 1, n_test).round().astype(int)] \
+            if n_test else np.array([], int)
+        rest = np.setdiff1d(order, test_idx, assume_unique=True)
+        rest = order[np.isin(order, rest)]
+        val_idx = rest[np.linspace(0, len(rest) - 1, n_val).round().astype(int)] \
+            if n_val else np.array([], int)
+        train_idx = rest[~np.isin(rest, val_idx)]
+        rng.shuffle(train_idx)
+    else:
+        order = rng.permutation(n)
+        test_idx, val_idx, train_idx = (order[:n_test], order[n_test:n_test + n_val],
+                                        order[n_test + n_val:])
+    X = np.asarray(X)
+    y = np.asarray(y)
+    return (X[train_idx], X[val_idx], X[test_idx],
+            y[train_idx], y[val_idx], y[test_idx])
+
+
+class KFold:
+    """K folds of (train, test) index arrays; ``shuffle`` with ``seed``."""
+
+    def __init__(self, n_splits=5, shuffle=True, seed=None):
+        self.n_splits = check_int("n_splits", n_splits, 2)
+        self.shuffle = check_bool("shuffle", shuffle)
+        self.seed = _check_seed(seed)
+
+    def _folds(self, n, y):
+        rng = np.random.default_rng(self.seed)
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        sizes = np.full(self.n_splits, n // self.n_splits)
+        sizes[: n % self.n_splits] += 1
+        bounds = np.concatenate([[0], np.cumsum(sizes)])
+        return [order[bounds[i]:bounds[i + 1]] for i in range(self.n_splits)]
+
+    def split(self, X, y=None):
+        n = _n_samples(X)
+        if self.n_splits > n:
+            raise ValueError(f"n_splits: {self.n_splits} folds need at least as many "
+                             f"samples, got {n}")
+        folds = self._folds(n, y)
+        for i, test in enumerate(folds):
+            train = np.concatenate([f for j, f in enumerate(folds) if j != i])
+            yield np.sort(train), np.sort(test)
+
+    def get_n_splits(self, X=None, y=None):
+        return self.n_splits
+
+
+class StratifiedKFold(KFold):
+    """K folds that keep each class's proportion in every fold."""
+
+    def _folds(self, n, y):
+        if y is None:
+            raise ValueError("y: StratifiedKFold needs the class labels")
+        y = np.asarray(y)
+        if len(y) != n:
+            raise ValueError(f"y: has {len(y)} entries but X has {n} samples")
+        _, counts = np.unique(y, return_counts=True)
+        if counts.min() < self.n_splits:
+            raise ValueError(f"y: the smallest class has {counts.min()} members, "
+                             f"fewer than n_splits={self.n_splits}")
+        rng = np.random.default_rng(self.seed)
+        order = _stratified_order(y, rng) if self.shuffle else \
+            _stratified_order(y, np.random.default_rng(0))
+        return [order[i::self.n_splits] for i in range(self.n_splits)]
+
+
+def cross_validate(build_model, X, y, k=5, fit_kwargs=None, n_jobs=1,
+                   stratified=True, seed=0, metric="accuracy"):
+    """Train ``build_model()`` on k folds, in ``n_jobs`` threads.
+
+    Parameters
+    ----------
+    build_model : callable
+        Returns a fresh, unfitted model for each fold.
+    X, y : array-like
+    k : int
+    fit_kwargs : dict or None
+        Passed to ``model.fit``; ``verbose`` defaults to 0.
+    n_jobs : int
+        Threads; the kernels release the GIL so folds run in parallel.
+    stratified : bool
+        Use :class:`StratifiedKFold` (classification) or :class:`KFold`.
+    seed : int
+        Fixes the folds.
+    metric : str
+        The key of ``model.evaluate`` reported per fold (``"accuracy"`` or
+        ``"loss"``).
+
+    Returns
+    -------
+    dict
+        ``"scores"`` (per fold), ``"mean"``, ``"std"``, ``"loss"`` (per fold).
+    """
+    if not callable(build_model):
+        raise TypeError("build_model: must be a callable returning a fresh model")
+    k = check_int("k", k, 2)
+    n_jobs = check_int("n_jobs", n_jobs, 1)
+    fit_kwargs = dict(fit_kwargs or {})
+    fit_kwargs.setdefault("verbose", 0)
+    X = np.asarray(X)
+    y = np.asarray(y)
+    splitter = (StratifiedKFold if stratified else KFold)(k, True, seed)
+    folds = list(splitter.split(X, y))
+
+    def run(fold):
+        train, test = fold
+        model = build_model()
+        model.fit(X[train], y[train], **fit_kwargs)
+        result = model.evaluate(X[test], y[test])
+        if metric not in result:
+            raise ValueError(f"metric: {metric!r} is not among {sorted(result)}")
+        return result[metric], result["loss"]
+
+    if n_jobs == 1:
+        results = [run(f) for f in folds]
+    else:
+        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+            results = list(pool.map(run, folds))
+    scores = np.array([r[0] for r in results])
+    return {"scores": scores, "mean": float(scores.mean()), "std": float(scores.std()),
+            "loss": np.array([r[1] for r in results])}

@@ -1,0 +1,309 @@
+"""Optimizers with torch.optim's argument names, defaults and update rules.
+
+Each optimizer updates the model's flat parameter buffer in place with one
+kernel call per contiguous run of trainable parameters (one call in all when
+every layer is trainable). The update rules are in the kernels
+(:mod:`fastnn._kernels.optim`) and their NumPy twins.
+"""
+
+import math
+
+import numpy as np
+
+from fastnn._validation import check_bool, check_choice, check_float
+
+
+def _check_lr(lr):
+    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not (
+        math.isfinite(lr) and lr >= 0
+    ):
+        raise ValueError(f"Invalid learning rate: {lr}")
+    return float(lr)
+
+
+def _check_eps(eps):
+    if not isinstance(eps, (int, float, np.floating)) or not (
+        math.isfinite(eps) and eps >= 0
+    ):
+        raise ValueError(f"Invalid epsilon value: {eps}")
+    return float(eps)
+
+
+def _check_wd(weight_decay):
+    if not isinstance(weight_decay, (int, float, np.floating)) or not (
+        math.isfinite(weight_decay) and weight_decay >= 0
+    ):
+        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+    return float(weight_decay)
+
+
+def _check_beta(name, value):
+    if not isinstance(value, (int, float, np.floating)) or not 0.0 <= value < 1.0:
+        raise ValueError(f"Invalid {name} parameter: {value}")
+    return float(value)
+
+
+class Optimizer:
+    """Base class: validated hyperparameters, lazily allocated state.
+
+    ``clip_norm``, if given, rescales the gradients before each step so that
+    their global L2 norm is at most ``clip_norm`` (torch's
+    ``clip_grad_norm_``).
+    """
+
+    #: Names of the state arrays, each shaped like the flat parameter buffer.
+    state_names = ()
+
+    def __init__(self, lr, clip_norm=None):
+        self.lr = _check_lr(lr)
+        self.clip_norm = (None if clip_norm is None else
+                          check_float("clip_norm", clip_norm, 0, low_open=True))
+        self.step_count = 0
+        self.state = None
+
+    def _allocate(self, params):
+        self.state = {name: np.zeros_like(params) for name in self.state_names}
+
+    def reset(self):
+        """Forget all state (moments, step count)."""
+        self.step_count = 0
+        self.state = None
+
+    def step(self, ops, params, grads, runs):
+        """Update ``params`` in place from ``grads``.
+
+        Parameters
+        ----------
+        ops : the kernel backend
+        params, grads : ndarray of shape (n_params,)
+        runs : list of (start, stop)
+            The contiguous trainable ranges of the flat buffers.
+        """
+        if self.state is None or next(iter(self.state.values()), params).shape != (
+            params.shape
+        ):
+            self._allocate(params)
+        self.step_count += 1
+        if self.clip_norm is not None:
+            if len(runs) == 1:
+                s, e = runs[0]
+                ops.clip_grad_norm(grads[s:e], self.clip_norm)
+            else:
+                total = math.sqrt(sum(ops.global_norm(grads[s:e]) ** 2
+                                      for s, e in runs))
+                coef = self.clip_norm / (total + 1e-6)
+                if coef < 1:
+                    for s, e in runs:
+                        grads[s:e] *= coef
+        for s, e in runs:
+            self._update(ops, grads[s:e], params[s:e],
+                         {k: v[s:e] for k, v in self.state.items()})
+
+    def _update(self, ops, grad, param, state):
+        raise NotImplementedError  # pragma: no cover - every optimizer overrides
+
+    def get_config(self):
+        config = {k: v for k, v in vars(self).items()
+                  if k not in ("state", "step_count", "_mu_product")}
+        return config
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent (torch.optim.SGD).
+
+    ``g = grad + weight_decay * p``; with momentum,
+    ``buf = momentum * buf + (1 - dampening) * g`` (``buf = g`` on the first
+    step) and ``g = g + momentum * buf`` (nesterov) or ``g = buf``;
+    ``p -= lr * g``.
+    """
+
+    state_names = ("momentum_buffer",)
+
+    def __init__(self, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False, clip_norm=None):
+        super().__init__(lr, clip_norm)
+        if not isinstance(momentum, (int, float)) or momentum < 0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        self.momentum = float(momentum)
+        self.dampening = check_float("dampening", dampening)
+        self.weight_decay = _check_wd(weight_decay)
+        self.nesterov = check_bool("nesterov", nesterov)
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+
+    def _update(self, ops, grad, param, state):
+        ops.sgd_update(grad, self.lr, self.momentum, self.dampening, self.nesterov,
+                       self.weight_decay, self.step_count, param,
+                       state["momentum_buffer"])
+
+
+class AdaGrad(Optimizer):
+    """AdaGrad (torch.optim.Adagrad), plus ``decay`` for a leaky accumulator.
+
+    ``clr = lr / (1 + (t - 1) * lr_decay)``; ``g = grad + weight_decay * p``;
+    ``sum = decay * sum + g^2``; ``p -= clr * g / (sqrt(sum) + eps)``.
+    ``decay=1`` is torch's rule.
+    """
+
+    state_names = ("sum",)
+
+    def __init__(self, lr=1e-2, lr_decay=0.0, weight_decay=0.0, eps=1e-10,
+                 decay=1.0, clip_norm=None):
+        super().__init__(lr, clip_norm)
+        if not isinstance(lr_decay, (int, float)) or lr_decay < 0:
+            raise ValueError(f"Invalid lr_decay value: {lr_decay}")
+        self.lr_decay = float(lr_decay)
+        self.weight_decay = _check_wd(weight_decay)
+        self.eps = _check_eps(eps)
+        self.decay = check_float("decay", decay, 0, 1, low_open=True)
+
+    def _update(self, ops, grad, param, state):
+        ops.adagrad_update(grad, self.lr, self.lr_decay, self.weight_decay, self.eps,
+                           self.decay, self.step_count, param, state["sum"])
+
+
+class RMSProp(Optimizer):
+    """RMSProp (torch.optim.RMSprop): ``v = alpha v + (1 - alpha) g^2``;
+    ``p -= lr * g / (sqrt(v) + eps)`` (centered: ``v - mean(g)^2``), with
+    optional momentum on the scaled step."""
+
+    state_names = ("square_avg", "momentum_buffer", "grad_avg")
+
+    def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
+                 momentum=0.0, centered=False, clip_norm=None):
+        super().__init__(lr, clip_norm)
+        if not isinstance(alpha, (int, float)) or alpha < 0:
+            raise ValueError(f"Invalid alpha value: {alpha}")
+        self.alpha = float(alpha)
+        self.eps = _check_eps(eps)
+        self.weight_decay = _check_wd(weight_decay)
+        if not isinstance(momentum, (int, float)) or momentum < 0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        self.momentum = float(momentum)
+        self.centered = check_bool("centered", centered)
+
+    def _update(self, ops, grad, param, state):
+        ops.rmsprop_update(grad, self.lr, self.alpha, self.eps, self.weight_decay,
+                           self.momentum, self.centered, param, state["square_avg"],
+                           state["momentum_buffer"], state["grad_avg"])
+
+
+class AdaDelta(Optimizer):
+    """AdaDelta (torch.optim.Adadelta): ``v = rho v + (1 - rho) g^2``;
+    ``d = sqrt(u + eps) / sqrt(v + eps) * g``; ``u = rho u + (1 - rho) d^2``;
+    ``p -= lr * d``."""
+
+    state_names = ("square_avg", "acc_delta")
+
+    def __init__(self, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, clip_norm=None):
+        super().__init__(lr, clip_norm)
+        if not isinstance(rho, (int, float)) or not 0.0 <= rho <= 1.0:
+            raise ValueError(f"Invalid rho value: {rho}")
+        self.rho = float(rho)
+        self.eps = _check_eps(eps)
+        self.weight_decay = _check_wd(weight_decay)
+
+    def _update(self, ops, grad, param, state):
+        ops.adadelta_update(grad, self.lr, self.rho, self.eps, self.weight_decay,
+                            param, state["square_avg"], state["acc_delta"])
+
+
+class Adam(Optimizer):
+    """Adam (torch.optim.Adam), coupled weight decay, optional AMSGrad.
+
+    ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g^2``;
+    ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
+    """
+
+    state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    _kernel = "adam_update"
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, clip_norm=None):
+        super().__init__(lr, clip_norm)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"Invalid betas: {betas!r} (need two numbers)")
+        self.betas = (_check_beta("beta parameter at index 0", betas[0]),
+                      _check_beta("beta parameter at index 1", betas[1]))
+        self.eps = _check_eps(eps)
+        self.weight_decay = _check_wd(weight_decay)
+        self.amsgrad = check_bool("amsgrad", amsgrad)
+
+    def _allocate(self, params):
+        names = self.state_names if self.amsgrad else self.state_names[:2]
+        self.state = {name: np.zeros_like(params) for name in names}
+
+    def _update(self, ops, grad, param, state):
+        getattr(ops, self._kernel)(
+            grad, self.lr, self.betas[0], self.betas[1], self.eps,
+            self.weight_decay, self.amsgrad, self.step_count, param,
+            state["exp_avg"], state["exp_avg_sq"],
+            state.get("max_exp_avg_sq", state["exp_avg_sq"]))
+
+
+class AdamW(Adam):
+    """AdamW (torch.optim.AdamW): ``p *= 1 - lr * weight_decay`` (decoupled),
+    then the Adam step without coupled decay."""
+
+    _kernel = "adamw_update"
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, clip_norm=None):
+        super().__init__(lr, betas, eps, weight_decay, amsgrad, clip_norm)
+
+
+class NAdam(Optimizer):
+    """NAdam (torch.optim.NAdam) with ``momentum_decay``:
+    ``mu_t = b1 (1 - 0.5 * 0.96^(t psi))``; Nesterov-corrected Adam step."""
+
+    state_names = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 momentum_decay=4e-3, clip_norm=None):
+        super().__init__(lr, clip_norm)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"Invalid betas: {betas!r} (need two numbers)")
+        self.betas = (_check_beta("beta parameter at index 0", betas[0]),
+                      _check_beta("beta parameter at index 1", betas[1]))
+        self.eps = _check_eps(eps)
+        self.weight_decay = _check_wd(weight_decay)
+        if not isinstance(momentum_decay, (int, float)) or momentum_decay < 0:
+            raise ValueError(f"Invalid momentum_decay value: {momentum_decay}")
+        self.momentum_decay = float(momentum_decay)
+        self._mu_product = 1.0
+
+    def reset(self):
+        super().reset()
+        self._mu_product = 1.0
+
+    def step(self, ops, params, grads, runs):
+        self._mu_start = self._mu_product
+        super().step(ops, params, grads, runs)
+
+    def _update(self, ops, grad, param, state):
+        # Every run starts from the same mu_product; all return the same next one.
+        self._mu_product = ops.nadam_update(
+            grad, self.lr, self.betas[0], self.betas[1], self.eps,
+            self.weight_decay, self.momentum_decay, self.step_count,
+            self._mu_start, param, state["exp_avg"], state["exp_avg_sq"])
+
+
+OPTIMIZERS = {"sgd": SGD, "adagrad": AdaGrad, "rmsprop": RMSProp,
+              "adadelta": AdaDelta, "adam": Adam, "adamw": AdamW, "nadam": NAdam}
+
+
+def get_optimizer(optimizer, **kwargs):
+    """An optimizer instance from a name (``"adam"``) or an instance."""
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    if isinstance(optimizer, str):
+        check_choice("optimizer", optimizer.lower(), OPTIMIZERS)
+        return OPTIMIZERS[optimizer.lower()](**kwargs)
+    raise TypeError(
+        f"optimizer: must be a name ({', '.join(OPTIMIZERS)}) or an Optimizer, "
+        f"got {type(optimizer).__name__}"
+    )

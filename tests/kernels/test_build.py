@@ -1,0 +1,60 @@
+"""The kernels are compiled extensions of the installed package."""
+
+import importlib
+import importlib.machinery
+import inspect
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import fastnn
+from fastnn._kernels import KERNEL_MODULES
+from fastnn.ops import get_ops
+
+SOURCE_TREE = Path(__file__).resolve().parents[2] / "src"
+
+
+@pytest.mark.parametrize("name", ("_blas",) + KERNEL_MODULES)
+def test_kernel_modules_are_compiled_and_installed(name):
+    module = importlib.import_module(f"fastnn._kernels.{name}")
+    path = Path(module.__file__).resolve()
+    assert any(str(path).endswith(s) for s in importlib.machinery.EXTENSION_SUFFIXES)
+    assert path.parent == Path(fastnn.__file__).resolve().parent / "_kernels"
+    assert SOURCE_TREE not in path.parents, (
+        f"{path} is imported from the source tree; install the package "
+        "(pip install .) and run the tests against it")
+
+
+def test_both_backends_expose_the_same_kernels():
+    cy, ref = get_ops("cython"), get_ops("numpy")
+    names = set(vars(cy)) - {"name"}
+    assert names == set(vars(ref)) - {"name"}
+    assert len(names) > 30
+    for name in names:
+        assert callable(getattr(cy, name))
+        # the twins are plain Python functions, the kernels are compiled
+        assert inspect.isfunction(getattr(ref, name))
+        assert not inspect.isfunction(getattr(cy, name))
+
+
+def test_get_ops_rejects_unknown_backend():
+    with pytest.raises(ValueError, match="cython, numpy"):
+        get_ops("cuda")
+
+
+def test_import_without_compiled_modules_explains(tmp_path):
+    package = Path(fastnn.__file__).resolve().parent
+    copy = tmp_path / "fastnn"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns(
+        *[f"*{s}" for s in importlib.machinery.EXTENSION_SUFFIXES], "__pycache__"))
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", "import fastnn"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "ImportError" in proc.stderr
+    assert "compiled kernels are not built" in proc.stderr
+    assert "pip install" in proc.stderr

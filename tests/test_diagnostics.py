@@ -1,0 +1,116 @@
+"""Diagnostics show the textbook phenomena with real numbers."""
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import diagnostics
+
+
+@pytest.fixture(scope="module")
+def experiment():
+    return diagnostics.depth_experiment(depth=10, width=500, n_samples=200)
+
+
+def _hidden(rows):
+    return [r for r in rows if r["activation"] not in (None, "identity")]
+
+
+def test_small_init_collapses_activations(experiment):
+    rows = _hidden(experiment["tanh N(0, 0.01)"]["rows"])
+    assert rows[-1]["std"] < 1e-3 * rows[0]["std"]
+    assert experiment["tanh N(0, 0.01)"]["verdict"] == "vanishing"
+
+
+def test_unit_normal_init_saturates(experiment):
+    rows = _hidden(experiment["tanh N(0, 1)"]["rows"])
+    for r in rows[len(rows) // 2:]:
+        assert r["saturated"] > 0.5
+    assert experiment["tanh N(0, 1)"]["verdict"] == "saturated"
+
+
+def test_glorot_stays_healthy(experiment):
+    rows = _hidden(experiment["tanh Glorot"]["rows"])
+    stds = [r["std"] for r in rows]
+    assert max(stds) / min(stds) < 3
+    assert experiment["tanh Glorot"]["verdict"] == "healthy"
+
+
+def test_relu_he_keeps_scale_better_than_glorot(experiment):
+    glorot = _hidden(experiment["relu Glorot"]["rows"])
+    he = _hidden(experiment["relu He"]["rows"])
+    assert he[-1]["std"] / he[0]["std"] > 3 * glorot[-1]["std"] / glorot[0]["std"]
+    assert 0.3 < he[-1]["std"] / he[0]["std"] < 3
+
+
+def test_layer_stats_leaves_model_unchanged():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 6))
+    y = rng.integers(0, 3, 50)
+    model = fastnn.Sequential([fastnn.Dense(8, "relu"), fastnn.BatchNorm(),
+                               fastnn.Dropout(0.2), fastnn.Dense(3)], input_dim=6,
+                              seed=0)
+    before = model.get_weights()
+    rows = diagnostics.layer_stats(model, X, y, "cross_entropy")
+    assert len(rows) == 4
+    assert rows[0]["dead"] is not None and rows[0]["grad_norm"] > 0
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+
+
+ACTS = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "silu",
+        "gelu", "gelu_tanh", "softplus"]
+
+
+@pytest.mark.parametrize("activation", ACTS)
+def test_gradient_check_every_activation(activation):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((12, 5))
+    y = rng.integers(0, 3, 12)
+    model = fastnn.Sequential([fastnn.Dense(6, activation), fastnn.Dense(3)],
+                              input_dim=5, seed=0, dtype="float64")
+    assert diagnostics.gradient_check(model, X, y, "cross_entropy") < 1e-6
+
+
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "hinge", "mse", "mae",
+                                  "huber", "binary_cross_entropy"])
+def test_gradient_check_every_loss(loss):
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((12, 5))
+    if loss in ("softmax_cross_entropy", "hinge"):
+        y = rng.integers(0, 3, 12)
+    elif loss == "binary_cross_entropy":
+        y = (rng.random((12, 3)) > 0.5).astype(float)
+    else:
+        y = rng.standard_normal((12, 3))
+    model = fastnn.Sequential([fastnn.Dense(6, "tanh", l2=0.1), fastnn.Dense(3)],
+                              input_dim=5, seed=0, dtype="float64")
+    assert diagnostics.gradient_check(model, X, y, loss) < 1e-6
+
+
+def test_gradient_check_layers():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((16, 5))
+    y = rng.integers(0, 3, 16)
+    model = fastnn.Sequential([fastnn.Dense(6), fastnn.BatchNorm(),
+                               fastnn.PReLU("all"), fastnn.Maxout(4, 3),
+                               fastnn.Activation("softmax", temperature=2.0),
+                               fastnn.Dense(3)], input_dim=5, seed=0)
+    assert diagnostics.gradient_check(model, X, y, "cross_entropy") < 1e-6
+
+
+def test_gradient_check_detects_a_wrong_gradient(monkeypatch):
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((12, 5))
+    y = rng.integers(0, 3, 12)
+    model = fastnn.Sequential([fastnn.Dense(6, "tanh"), fastnn.Dense(3)], input_dim=5,
+                              seed=0, dtype="float64")
+    original = fastnn.layers.Dense.backward
+
+    def wrong(self, ops, dY, ws, k, need_dX):
+        dX = original(self, ops, dY, ws, k, need_dX)
+        self.grads["weight"] *= 1.01
+        return dX
+
+    monkeypatch.setattr(fastnn.layers.Dense, "backward", wrong)
+    assert diagnostics.gradient_check(model, X, y, "cross_entropy") > 1e-3

@@ -1,0 +1,111 @@
+"""Divergence, Ctrl-C, callbacks and schedules inside fit."""
+
+import signal
+import threading
+
+import numpy as np
+import pytest
+
+import fastnn
+
+
+def _data(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 5))
+    y = (X[:, 0] > 0).astype(np.int64) + (X[:, 1] > 0)
+    return X, y
+
+
+def _model(**kw):
+    return fastnn.Sequential([fastnn.Dense(16, "relu"), fastnn.Dense(3)],
+                             input_dim=5, seed=0, **kw)
+
+
+def test_divergence_raises_and_restores_last_good_weights():
+    X, y = _data()
+    model = _model()
+    model.fit(X, y, epochs=1, verbose=0, seed=0)
+    good = model.get_weights()
+
+    class Explode(fastnn.Callback):
+        def on_epoch_end(self, model, epoch, logs):
+            pass
+
+    with pytest.raises(fastnn.TrainingDivergedError, match="diverged"):
+        model.fit(X * 1e30, y, optimizer=fastnn.SGD(lr=1e30), epochs=3, verbose=0)
+    for a, b in zip(model.get_weights(), good):
+        assert np.isfinite(a).all()
+        np.testing.assert_array_equal(a, b)
+
+
+def test_terminate_on_nan_stops_quietly():
+    X, y = _data()
+    model = _model()
+    good = model.get_weights()
+    history = model.fit(X * 1e30, y, optimizer=fastnn.SGD(lr=1e30), epochs=3,
+                        verbose=0, callbacks=[fastnn.TerminateOnNaN()])
+    assert len(history.history.get("loss", [])) == 0
+    for a, b in zip(model.get_weights(), good):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_ctrl_c_leaves_a_consistent_model():
+    X, y = _data(5000)
+    model = _model()
+    timer = threading.Timer(0.3, lambda: signal.raise_signal(signal.SIGINT))
+
+    class Slow(fastnn.Callback):
+        def on_train_begin(self, model):
+            timer.start()
+
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X, y, epochs=10_000, batch_size=8, verbose=0, callbacks=[Slow()])
+    weights = model.get_weights()
+    assert all(np.isfinite(w).all() for w in weights)
+    # the model still works and trains
+    assert model.predict(X[:3]).shape == (3, 3)
+    model.fit(X[:100], y[:100], epochs=1, verbose=0)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_early_stopping_restores_best():
+    X, y = _data()
+    model = _model()
+    stopper = fastnn.EarlyStopping(patience=1, restore_best=True)
+    history = model.fit(X, y, optimizer=fastnn.SGD(lr=0.5), epochs=200, verbose=0,
+                        validation_split=0.3, callbacks=[stopper], seed=0)
+    assert len(history.history["loss"]) < 200
+    best = min(history.history["val_loss"])
+    assert stopper.best == best
+    n_val = 60
+    assert model.evaluate(X[-n_val:], y[-n_val:])["loss"] == pytest.approx(best)
+
+
+def test_model_checkpoint_best_only(tmp_path):
+    X, y = _data()
+    model = _model()
+    cb = fastnn.ModelCheckpoint(tmp_path / "best.safetensors", save_best_only=True)
+    history = model.fit(X, y, epochs=5, verbose=0, validation_split=0.2,
+                        callbacks=[cb], seed=0)
+    loaded = fastnn.load(tmp_path / "best.safetensors")
+    best = int(np.argmin(history.history["val_loss"]))
+    assert loaded.evaluate(X[-40:], y[-40:])["loss"] == pytest.approx(
+        history.history["val_loss"][best], rel=1e-5)
+
+
+def test_lr_schedule_is_recorded():
+    X, y = _data()
+    model = _model()
+    history = model.fit(X, y, optimizer=fastnn.SGD(lr=0.1), epochs=6, verbose=0,
+                        lr_schedule=fastnn.StepDecay(step_size=2, gamma=0.5))
+    assert history.history["lr"] == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025,
+                                                   0.025])
+
+
+def test_verbose_progress_bar_writes(capsys):
+    X, y = _data()
+    model = _model()
+    model.fit(X, y, epochs=2, verbose=1)
+    captured = capsys.readouterr()
+    assert "epoch 2/2" in captured.out + captured.err
+    assert "loss" in captured.out + captured.err
