@@ -14,6 +14,8 @@ from fastnn._kernels.activations import ACTIVATION_CODES
 
 import numpy as np
 
+__all__ = ["dense_forward", "dense_backward"]
+
 
 cdef inline floating* _ptr(floating[:, ::1] A) noexcept nogil:
     return &A[0, 0] if A.shape[0] > 0 and A.shape[1] > 0 else NULL

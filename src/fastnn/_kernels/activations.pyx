@@ -1,0 +1,669 @@
+"""Activation kernels: elementwise activations, softmax, PReLU and Maxout.
+
+The elementwise activations are also exposed to other kernels through
+``activations.pxd`` (``act_forward``, ``bias_act_forward``, ``act_backward``),
+so that the dense layer fuses its bias, activation and derivative into single
+passes. Every formula and every derivative is torch's, including the value of
+the derivative at 0 (``relu'(0) = 0``, ``leaky_relu'(0) = slope``, elu and selu
+take their ``x <= 0`` branch).
+"""
+from cython cimport floating
+from libc.math cimport (
+    erfc, erfcf, exp, expf, expm1, expm1f, fabs, fabsf, log1p, log1pf, tanh,
+    tanhf,
+)
+from libc.stdint cimport int64_t
+from libc.string cimport memcpy, memset
+
+import numpy as np
+
+__all__ = [
+    "activation_backward",
+    "activation_forward",
+    "maxout_backward",
+    "maxout_forward",
+    "prelu_backward",
+    "prelu_forward",
+    "softmax_backward",
+    "softmax_forward",
+]
+
+#: Canonical activation name -> kernel code (the ``ACT_*`` enum of the pxd).
+ACTIVATION_CODES = {
+    "identity": ACT_IDENTITY,
+    "sigmoid": ACT_SIGMOID,
+    "tanh": ACT_TANH,
+    "relu": ACT_RELU,
+    "leaky_relu": ACT_LEAKY_RELU,
+    "elu": ACT_ELU,
+    "selu": ACT_SELU,
+    "silu": ACT_SILU,
+    "gelu": ACT_GELU,
+    "gelu_tanh": ACT_GELU_TANH,
+    "softplus": ACT_SOFTPLUS,
+}
+
+# torch.nn.SELU's constants; torch multiplies them in double.
+cdef double SELU_ALPHA = 1.6732632423543772848170429916717
+cdef double SELU_SCALE = 1.0507009873554804934193349852946
+cdef double SELU_SCALE_ALPHA = SELU_SCALE * SELU_ALPHA
+cdef double SQRT1_2 = 0.70710678118654752440  # 1 / sqrt(2)
+cdef double INV_SQRT_2PI = 0.39894228040143267794  # 1 / sqrt(2 pi)
+cdef double GELU_BETA = 0.79788456080286535588  # sqrt(2 / pi)
+cdef double GELU_KAPPA = 0.044715
+cdef double SOFTPLUS_THRESHOLD = 20.0  # torch's default: softplus(x) = x above
+cdef enum:
+    # bias_act_forward works on blocks of rows of about this many elements.
+    BLOCK = 2048
+    # Columns per block of stack accumulators in prelu_backward.
+    DA_BLOCK = 256
+
+
+# --------------------------------------------------------------------------
+# Scalar helpers: the float versions of libm when floating is float.
+
+cdef inline floating _exp(floating x) noexcept nogil:
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+cdef inline floating _expm1(floating x) noexcept nogil:
+    if floating is float:
+        return expm1f(x)
+    else:
+        return expm1(x)
+
+
+cdef inline floating _log1p(floating x) noexcept nogil:
+    if floating is float:
+        return log1pf(x)
+    else:
+        return log1p(x)
+
+
+cdef inline floating _erfc(floating x) noexcept nogil:
+    if floating is float:
+        return erfcf(x)
+    else:
+        return erfc(x)
+
+
+cdef inline floating _fabs(floating x) noexcept nogil:
+    if floating is float:
+        return fabsf(x)
+    else:
+        return fabs(x)
+
+
+cdef inline floating _sigmoid(floating z) noexcept nogil:
+    """1 / (1 + exp(-z)), from exp(-|z|) so that it never overflows."""
+    cdef floating e = _exp(-_fabs(z))
+    cdef floating r = 1 / (1 + e)
+    return r if z >= 0 else e * r
+
+
+cdef inline void _sigmoid_pair(floating z, floating* s, floating* c) noexcept nogil:
+    """s = sigmoid(z) and c = 1 - s = sigmoid(-z), both to full precision."""
+    cdef floating e = _exp(-_fabs(z))
+    cdef floating r = 1 / (1 + e)
+    if z >= 0:
+        s[0] = r
+        c[0] = e * r
+    else:
+        s[0] = e * r
+        c[0] = r
+
+
+cdef inline const floating* _cptr(const floating[:, ::1] A) noexcept nogil:
+    return &A[0, 0] if A.shape[0] > 0 and A.shape[1] > 0 else NULL
+
+
+cdef inline floating* _ptr(floating[:, ::1] A) noexcept nogil:
+    return &A[0, 0] if A.shape[0] > 0 and A.shape[1] > 0 else NULL
+
+
+# --------------------------------------------------------------------------
+# Elementwise activations (the cdef interface of activations.pxd).
+
+cdef bint act_needs_input(int act) noexcept nogil:
+    """True when f' is computed from Z (silu, gelu, gelu_tanh, softplus)."""
+    return (act == ACT_SILU or act == ACT_GELU or act == ACT_GELU_TANH
+            or act == ACT_SOFTPLUS)
+
+
+cdef void act_forward(const floating* Z, Py_ssize_t n, int act, double alpha,
+                      floating* Y) noexcept nogil:
+    """Y[i] = f(Z[i]) for i < n. Y may alias Z."""
+    cdef Py_ssize_t i
+    cdef floating z, u
+    cdef floating a = <floating> alpha
+    cdef floating sa = <floating> SELU_SCALE_ALPHA
+    cdef floating sc = <floating> SELU_SCALE
+    cdef floating r2 = <floating> SQRT1_2
+    cdef floating beta = <floating> GELU_BETA
+    cdef floating kappa = <floating> GELU_KAPPA
+    cdef floating thr = <floating> SOFTPLUS_THRESHOLD
+    if n <= 0:
+        return
+    if act == ACT_IDENTITY:
+        if <const floating*> Y != Z:
+            memcpy(Y, Z, n * sizeof(floating))
+    elif act == ACT_SIGMOID:
+        for i in range(n):
+            Y[i] = _sigmoid(Z[i])
+    elif act == ACT_TANH:
+        for i in range(n):
+            if floating is float:
+                Y[i] = tanhf(Z[i])
+            else:
+                Y[i] = tanh(Z[i])
+    elif act == ACT_RELU:
+        # 0 if z <= 0 else z: NaN propagates as in torch.
+        for i in range(n):
+            z = Z[i]
+            Y[i] = 0 if z <= 0 else z
+    elif act == ACT_LEAKY_RELU:
+        for i in range(n):
+            z = Z[i]
+            Y[i] = z if z > 0 else a * z
+    elif act == ACT_ELU:
+        for i in range(n):
+            z = Z[i]
+            Y[i] = z if z > 0 else a * _expm1(z)
+    elif act == ACT_SELU:
+        for i in range(n):
+            z = Z[i]
+            Y[i] = sc * z if z > 0 else sa * _expm1(z)
+    elif act == ACT_SILU:
+        for i in range(n):
+            z = Z[i]
+            Y[i] = z * _sigmoid(z)
+    elif act == ACT_GELU:
+        # 0.5 z (1 + erf(z / sqrt 2)) = 0.5 z erfc(-z / sqrt 2), exact for z << 0
+        for i in range(n):
+            z = Z[i]
+            Y[i] = (<floating> 0.5) * z * _erfc(-z * r2)
+    elif act == ACT_GELU_TANH:
+        # 0.5 z (1 + tanh(u)) = z sigmoid(2u), u = sqrt(2/pi) (z + 0.044715 z^3)
+        for i in range(n):
+            z = Z[i]
+            u = beta * (z + kappa * z * z * z)
+            Y[i] = z * _sigmoid(2 * u)
+    elif act == ACT_SOFTPLUS:
+        # log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)); z above the threshold
+        for i in range(n):
+            z = Z[i]
+            if z > thr:
+                Y[i] = z
+            else:
+                Y[i] = (z if z > 0 else 0) + _log1p(_exp(-_fabs(z)))
+
+
+cdef void bias_act_forward(floating* Z, const floating* b, Py_ssize_t rows,
+                           Py_ssize_t cols, int act, double alpha,
+                           floating* Y) noexcept nogil:
+    """Z[r, :] += b, then Y[r, :] = f(Z[r, :]), one cache-sized block of rows
+    at a time. Y may alias Z (then the pre-activation is not kept)."""
+    cdef Py_ssize_t r0, r, j, nr, step
+    cdef floating* z
+    if rows <= 0 or cols <= 0:
+        return
+    step = BLOCK // cols if cols < BLOCK else 1
+    r0 = 0
+    while r0 < rows:
+        nr = step if rows - r0 > step else rows - r0
+        for r in range(r0, r0 + nr):
+            z = Z + r * cols
+            for j in range(cols):
+                z[j] += b[j]
+        act_forward(Z + r0 * cols, nr * cols, act, alpha, Y + r0 * cols)
+        r0 += nr
+
+
+cdef void act_backward(const floating* Z, const floating* Y,
+                       const floating* dY, Py_ssize_t n, int act,
+                       double alpha, floating* dZ) noexcept nogil:
+    """dZ[i] = dY[i] * f'(Z[i]), from Y = f(Z) unless act_needs_input(act).
+
+    Z is read only when act_needs_input(act), Y only otherwise (and neither
+    for identity). dZ may alias dY. For leaky_relu the slope must be >= 0 and
+    for elu alpha > 0, so that the sign of Y gives the branch.
+    """
+    cdef Py_ssize_t i
+    cdef floating z, y, s, c, u, z2
+    cdef floating a = <floating> alpha
+    cdef floating sa = <floating> SELU_SCALE_ALPHA
+    cdef floating sc = <floating> SELU_SCALE
+    cdef floating r2 = <floating> SQRT1_2
+    cdef floating ip = <floating> INV_SQRT_2PI
+    cdef floating beta = <floating> GELU_BETA
+    cdef floating kappa = <floating> GELU_KAPPA
+    cdef floating thr = <floating> SOFTPLUS_THRESHOLD
+    if n <= 0:
+        return
+    if act == ACT_IDENTITY:
+        if <const floating*> dZ != dY:
+            memcpy(dZ, dY, n * sizeof(floating))
+    elif act == ACT_SIGMOID:
+        # y (1 - y)
+        for i in range(n):
+            y = Y[i]
+            dZ[i] = dY[i] * (y * (1 - y))
+    elif act == ACT_TANH:
+        # 1 - y^2
+        for i in range(n):
+            y = Y[i]
+            dZ[i] = dY[i] * (1 - y * y)
+    elif act == ACT_RELU:
+        # 1 if y > 0 else 0 (relu'(0) = 0)
+        for i in range(n):
+            dZ[i] = dY[i] if Y[i] > 0 else 0
+    elif act == ACT_LEAKY_RELU:
+        # 1 if y > 0 else slope (at 0 too)
+        for i in range(n):
+            dZ[i] = dY[i] if Y[i] > 0 else a * dY[i]
+    elif act == ACT_ELU:
+        # 1 if y > 0 else alpha exp(z) = y + alpha
+        for i in range(n):
+            y = Y[i]
+            dZ[i] = dY[i] if y > 0 else dY[i] * (y + a)
+    elif act == ACT_SELU:
+        # scale if y > 0 else scale alpha exp(z) = y + scale alpha
+        for i in range(n):
+            y = Y[i]
+            dZ[i] = sc * dY[i] if y > 0 else dY[i] * (y + sa)
+    elif act == ACT_SILU:
+        # s (1 + z (1 - s)), s = sigmoid(z)
+        for i in range(n):
+            z = Z[i]
+            _sigmoid_pair(z, &s, &c)
+            dZ[i] = dY[i] * (s * (1 + z * c))
+    elif act == ACT_GELU:
+        # Phi(z) + z phi(z)
+        for i in range(n):
+            z = Z[i]
+            dZ[i] = dY[i] * ((<floating> 0.5) * _erfc(-z * r2)
+                             + z * ip * _exp((<floating> -0.5) * z * z))
+    elif act == ACT_GELU_TANH:
+        # s + 2 z s (1 - s) sqrt(2/pi) (1 + 3 kappa z^2), s = sigmoid(2u)
+        for i in range(n):
+            z = Z[i]
+            z2 = z * z
+            u = beta * (z + kappa * z2 * z)
+            _sigmoid_pair(2 * u, &s, &c)
+            dZ[i] = dY[i] * (s + 2 * z * s * c * beta * (1 + 3 * kappa * z2))
+    elif act == ACT_SOFTPLUS:
+        # sigmoid(z), or 1 above the threshold
+        for i in range(n):
+            z = Z[i]
+            dZ[i] = dY[i] if z > thr else dY[i] * _sigmoid(z)
+
+
+# --------------------------------------------------------------------------
+# Softmax, PReLU and Maxout.
+
+cdef void softmax_forward_c(const floating* X, Py_ssize_t rows, Py_ssize_t cols,
+                            double temperature, floating* Y) noexcept nogil:
+    """Y[r] = exp((X[r] - max X[r]) / T) / sum(...). Y may alias X."""
+    cdef Py_ssize_t r, j
+    cdef const floating* x
+    cdef floating* y
+    cdef floating m, e
+    cdef floating inv_t = <floating> (1.0 / temperature)
+    cdef double s, inv_s
+    if cols <= 0:
+        return
+    for r in range(rows):
+        x = X + r * cols
+        y = Y + r * cols
+        m = x[0]
+        for j in range(1, cols):
+            if x[j] > m:
+                m = x[j]
+        s = 0.0
+        for j in range(cols):
+            e = _exp((x[j] - m) * inv_t)
+            y[j] = e
+            s += e
+        inv_s = 1.0 / s
+        for j in range(cols):
+            y[j] = <floating> (y[j] * inv_s)
+
+
+cdef void softmax_backward_c(const floating* Y, const floating* dY,
+                             Py_ssize_t rows, Py_ssize_t cols,
+                             double temperature, floating* dX) noexcept nogil:
+    """dX[r] = Y[r] * (dY[r] - dY[r] . Y[r]) / T. dX may alias dY or Y."""
+    cdef Py_ssize_t r, j
+    cdef const floating* y
+    cdef const floating* g
+    cdef floating* dx
+    cdef double dot
+    cdef double inv_t = 1.0 / temperature
+    for r in range(rows):
+        y = Y + r * cols
+        g = dY + r * cols
+        dx = dX + r * cols
+        dot = 0.0
+        for j in range(cols):
+            dot += <double> g[j] * y[j]
+        for j in range(cols):
+            dx[j] = <floating> (y[j] * (g[j] - dot) * inv_t)
+
+
+cdef void prelu_forward_c(const floating* X, const floating* a, Py_ssize_t rows,
+                          Py_ssize_t cols, bint shared,
+                          floating* Y) noexcept nogil:
+    """Y = x if x > 0 else a * x, a per column or shared. Y may alias X."""
+    cdef Py_ssize_t i, j
+    cdef floating x, a0
+    cdef const floating* xr
+    cdef floating* yr
+    if rows <= 0 or cols <= 0:
+        return
+    if shared:
+        a0 = a[0]
+        for i in range(rows * cols):
+            x = X[i]
+            Y[i] = x if x > 0 else a0 * x
+    else:
+        for i in range(rows):
+            xr = X + i * cols
+            yr = Y + i * cols
+            for j in range(cols):
+                x = xr[j]
+                yr[j] = x if x > 0 else a[j] * x
+
+
+cdef void prelu_backward_c(const floating* X, const floating* a,
+                           const floating* dY, Py_ssize_t rows, Py_ssize_t cols,
+                           bint shared, floating* dX,
+                           floating* da) noexcept nogil:
+    """dX = dY * (1 if x > 0 else a); da = sum dY * (0 if x > 0 else x).
+
+    The sums run in double over rows (and columns when shared). dX may alias
+    dY.
+    """
+    cdef Py_ssize_t i, j, j0, nj
+    cdef floating x, g, a0
+    cdef double acc[DA_BLOCK]
+    cdef double total = 0.0
+    if shared:
+        a0 = a[0]
+        for i in range(rows * cols):
+            x = X[i]
+            g = dY[i]
+            if x > 0:
+                dX[i] = g
+            else:
+                dX[i] = a0 * g
+                total += <double> g * x
+        da[0] = <floating> total
+        return
+    # Column blocks: the double accumulators stay on the stack.
+    j0 = 0
+    while j0 < cols:
+        nj = DA_BLOCK if cols - j0 > DA_BLOCK else cols - j0
+        for j in range(nj):
+            acc[j] = 0.0
+        for i in range(rows):
+            for j in range(nj):
+                x = X[i * cols + j0 + j]
+                g = dY[i * cols + j0 + j]
+                if x > 0:
+                    dX[i * cols + j0 + j] = g
+                else:
+                    dX[i * cols + j0 + j] = a[j0 + j] * g
+                    acc[j] += <double> g * x
+        for j in range(nj):
+            da[j0 + j] = <floating> acc[j]
+        j0 += nj
+
+
+cdef void maxout_forward_c(const floating* X, Py_ssize_t rows, Py_ssize_t units,
+                           Py_ssize_t pieces, floating* Y,
+                           int64_t* argmax) noexcept nogil:
+    """Y[i, u] = max_p X[i, u * pieces + p]; argmax the first such p.
+
+    As numpy.argmax, a NaN counts as the maximum (the first NaN wins).
+    """
+    cdef Py_ssize_t i, u, p, k
+    cdef const floating* g
+    cdef floating best, x
+    for i in range(rows):
+        for u in range(units):
+            g = X + (i * units + u) * pieces
+            best = g[0]
+            k = 0
+            for p in range(1, pieces):
+                x = g[p]
+                # switch on x > best, or on x NaN while best is not NaN
+                if best == best and not (x <= best):
+                    best = x
+                    k = p
+            Y[i * units + u] = best
+            argmax[i * units + u] = k
+
+
+cdef void maxout_backward_c(const floating* dY, const int64_t* argmax,
+                            Py_ssize_t rows, Py_ssize_t units,
+                            Py_ssize_t pieces, floating* dX) noexcept nogil:
+    """dX = 0, then dX[i, u * pieces + argmax[i, u]] = dY[i, u]."""
+    cdef Py_ssize_t i, n = rows * units
+    if n <= 0:
+        return
+    memset(dX, 0, n * pieces * sizeof(floating))
+    for i in range(n):
+        dX[i * pieces + argmax[i]] = dY[i]
+
+
+# --------------------------------------------------------------------------
+# Public wrappers.
+
+#: Activations whose derivative is computed from the input Z (not from Y).
+NEEDS_INPUT = frozenset(
+    name for name, code in ACTIVATION_CODES.items() if act_needs_input(code)
+)
+
+
+def activation_forward(Z, str activation, double alpha, floating[:, ::1] Y):
+    """Y = f(Z), elementwise.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_units)
+        Copied to C order first if it is not.
+    activation : str
+        A canonical activation name (a key of ``ACTIVATION_CODES``).
+    alpha : float
+        The leaky_relu slope or the elu alpha; ignored by the others.
+    Y : ndarray of shape (n_samples, n_units)
+        Output, written in place; may be ``Z`` itself.
+
+    Raises
+    ------
+    KeyError
+        If ``activation`` is not a canonical name.
+
+    Preconditions: same shape and dtype; the public API validates this.
+    """
+    cdef int act = ACTIVATION_CODES[activation]
+    cdef const floating[:, ::1] Zv = np.ascontiguousarray(Z)
+    cdef Py_ssize_t n = Zv.shape[0] * Zv.shape[1]
+    with nogil:
+        act_forward(_cptr(Zv), n, act, alpha, _ptr(Y))
+
+
+def activation_backward(Z, Y, dY, str activation, double alpha,
+                        floating[:, ::1] dZ):
+    """dZ = dY * f'(Z), elementwise, with torch's value of f' at kinks.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_units) or None
+        The pre-activation; read only for the activations in ``NEEDS_INPUT``.
+    Y : ndarray of shape (n_samples, n_units) or None
+        The output ``f(Z)``; read for every other activation except identity.
+    dY : ndarray of shape (n_samples, n_units)
+        Gradient of the loss w.r.t. ``Y``.
+    activation : str
+    alpha : float
+        The leaky_relu slope (>= 0) or the elu alpha (> 0).
+    dZ : ndarray of shape (n_samples, n_units)
+        Output, written in place; may be ``dY`` itself.
+
+    Raises
+    ------
+    ValueError
+        If the activation needs ``Z`` (or ``Y``) and it is None.
+    """
+    cdef int act = ACTIVATION_CODES[activation]
+    cdef const floating[:, ::1] dYv = np.ascontiguousarray(dY)
+    cdef const floating[:, ::1] Zv
+    cdef const floating[:, ::1] Yv
+    cdef const floating* zp = NULL
+    cdef const floating* yp = NULL
+    cdef Py_ssize_t n = dYv.shape[0] * dYv.shape[1]
+    if act != ACT_IDENTITY:
+        if act_needs_input(act):
+            if Z is None:
+                raise ValueError(
+                    f"activation_backward: activation {activation!r} needs Z"
+                )
+            Zv = np.ascontiguousarray(Z)
+            zp = _cptr(Zv)
+        else:
+            if Y is None:
+                raise ValueError(
+                    f"activation_backward: activation {activation!r} needs Y"
+                )
+            Yv = np.ascontiguousarray(Y)
+            yp = _cptr(Yv)
+    with nogil:
+        act_backward(zp, yp, _cptr(dYv), n, act, alpha, _ptr(dZ))
+
+
+def softmax_forward(X, double temperature, floating[:, ::1] Y):
+    """Y = softmax(X / T) per row, after subtracting the row maximum.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_classes)
+    temperature : float
+        ``T > 0``.
+    Y : ndarray of shape (n_samples, n_classes)
+        Output, written in place; may be ``X`` itself. The row sums run in
+        double.
+    """
+    cdef const floating[:, ::1] Xv = np.ascontiguousarray(X)
+    with nogil:
+        softmax_forward_c(_cptr(Xv), Xv.shape[0], Xv.shape[1], temperature,
+                          _ptr(Y))
+
+
+def softmax_backward(Y, dY, double temperature, floating[:, ::1] dX):
+    """dX = Y * (dY - sum(dY * Y, axis=1, keepdims=True)) / T.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_classes)
+        The output of ``softmax_forward``.
+    dY : ndarray of shape (n_samples, n_classes)
+    temperature : float
+    dX : ndarray of shape (n_samples, n_classes)
+        Output, written in place; may be ``dY`` or ``Y``. The row dot
+        products run in double.
+    """
+    cdef const floating[:, ::1] Yv = np.ascontiguousarray(Y)
+    cdef const floating[:, ::1] dYv = np.ascontiguousarray(dY)
+    with nogil:
+        softmax_backward_c(_cptr(Yv), _cptr(dYv), Yv.shape[0], Yv.shape[1],
+                           temperature, _ptr(dX))
+
+
+def prelu_forward(X, a, floating[:, ::1] Y):
+    """Y = max(0, X) + a * min(0, X), a per column or shared.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_units)
+    a : ndarray of shape (n_units,) or (1,)
+        The slopes: one per column, or one shared (torch's PReLU
+        ``num_parameters``).
+    Y : ndarray of shape (n_samples, n_units)
+        Output, written in place; may be ``X``.
+    """
+    cdef const floating[:, ::1] Xv = np.ascontiguousarray(X)
+    cdef const floating[::1] av = np.ascontiguousarray(a)
+    cdef bint shared = av.shape[0] == 1
+    with nogil:
+        prelu_forward_c(_cptr(Xv), &av[0] if av.shape[0] else NULL,
+                        Xv.shape[0], Xv.shape[1], shared, _ptr(Y))
+
+
+def prelu_backward(X, a, dY, floating[:, ::1] dX, floating[::1] da):
+    """dX = dY * (1 if X > 0 else a); da = sum(dY * min(0, X)).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_units)
+        The input of the forward pass.
+    a : ndarray of shape (n_units,) or (1,)
+    dY : ndarray of shape (n_samples, n_units)
+    dX : ndarray of shape (n_samples, n_units)
+        Output, written in place; may be ``dY``.
+    da : ndarray of the shape of ``a``
+        Output, overwritten (not accumulated): the sum over rows, and over
+        columns too when ``a`` is shared, accumulated in double.
+    """
+    cdef const floating[:, ::1] Xv = np.ascontiguousarray(X)
+    cdef const floating[::1] av = np.ascontiguousarray(a)
+    cdef const floating[:, ::1] dYv = np.ascontiguousarray(dY)
+    cdef bint shared = av.shape[0] == 1
+    with nogil:
+        prelu_backward_c(_cptr(Xv), &av[0] if av.shape[0] else NULL, _cptr(dYv),
+                         Xv.shape[0], Xv.shape[1], shared, _ptr(dX),
+                         &da[0] if da.shape[0] else NULL)
+
+
+def maxout_forward(X, Py_ssize_t pieces, floating[:, ::1] Y,
+                   int64_t[:, ::1] argmax):
+    """Y[i, j] = max(X[i, j * pieces:(j + 1) * pieces]), with its argmax.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_units * pieces)
+    pieces : int
+        ``>= 1``.
+    Y : ndarray of shape (n_samples, n_units)
+        Output, written in place.
+    argmax : ndarray of int64 of shape (n_samples, n_units)
+        Output: the winning piece within each group, the first on ties.
+    """
+    cdef const floating[:, ::1] Xv = np.ascontiguousarray(X)
+    with nogil:
+        maxout_forward_c(_cptr(Xv), Y.shape[0], Y.shape[1], pieces, _ptr(Y),
+                         &argmax[0, 0] if argmax.shape[0] * argmax.shape[1]
+                         else NULL)
+
+
+def maxout_backward(dY, argmax, Py_ssize_t pieces, floating[:, ::1] dX):
+    """dX = 0, then dX[i, j * pieces + argmax[i, j]] = dY[i, j].
+
+    Parameters
+    ----------
+    dY : ndarray of shape (n_samples, n_units)
+    argmax : ndarray of int64 of shape (n_samples, n_units)
+        From ``maxout_forward``; every entry in ``[0, pieces)``.
+    pieces : int
+    dX : ndarray of shape (n_samples, n_units * pieces)
+        Output, written in place.
+    """
+    cdef const floating[:, ::1] dYv = np.ascontiguousarray(dY)
+    cdef const int64_t[:, ::1] Av = np.ascontiguousarray(argmax)
+    with nogil:
+        maxout_backward_c(_cptr(dYv),
+                          &Av[0, 0] if Av.shape[0] * Av.shape[1] else NULL,
+                          dYv.shape[0], dYv.shape[1], pieces, _ptr(dX))
