@@ -66,7 +66,7 @@ def test_cross_validate_threads_equal_serial():
     def build():
         return fastnn.Sequential([fastnn.Dense(32, "relu"), fastnn.Dense(10)], seed=0)
 
-    kw = dict(epochs=3, seed=0)
+    kw = dict(epochs=15, seed=0)
     serial = cross_validate(build, X, y, k=3, fit_kwargs=kw, n_jobs=1)
     parallel = cross_validate(build, X, y, k=3, fit_kwargs=kw, n_jobs=2)
     np.testing.assert_array_equal(serial["scores"], parallel["scores"])

@@ -80,11 +80,17 @@ def test_optimizer_steps_match_torch(case, backend):
     if cls in ("Adam", "AdamW", "NAdam"):
         torch_kwargs["foreach"] = False
     optimizer = getattr(fastnn, cls)(**kwargs)
-    model, net = _run_both(
-        [fastnn.Dense(H, "tanh"), fastnn.Dense(K)], "softmax_cross_entropy",
-        optimizer,
-        lambda p: getattr(torch.optim, TORCH_NAMES[cls])(p, **torch_kwargs), X, y,
-        backend=backend)
+    # torch keeps scalar state (NAdam's mu_product, step) in the default dtype.
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        model, net = _run_both(
+            [fastnn.Dense(H, "tanh"), fastnn.Dense(K)], "softmax_cross_entropy",
+            optimizer,
+            lambda p: getattr(torch.optim, TORCH_NAMES[cls])(p, **torch_kwargs), X,
+            y, backend=backend)
+    finally:
+        torch.set_default_dtype(default)
     theirs = [p.detach().numpy() for p in net.parameters()]
     for ours, ref in zip(model.get_weights(), theirs):
         np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-12)

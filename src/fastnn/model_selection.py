@@ -24,16 +24,15 @@ def _n_samples(X):
     return n
 
 
-def _stratified_order(y, rng):
-    """Indices ordered so that each class is spread evenly through the order."""
-    y = np.asarray(y)
-    classes, inverse = np.unique(y, return_inverse=True)
-    keys = np.empty(len(y))
+def _class_members(y, rng):
+    """Per class, its sample indices in random order."""
+    classes, inverse = np.unique(np.asarray(y), return_inverse=True)
+    members = []
     for c in range(len(classes)):
-        members = np.flatnonzero(inverse == c)
-        rng.shuffle(members)
-        keys[members] = (np.arange(len(members)) + rng.random()) / len(members)
-    return np.argsort(keys, kind="stable")
+        idx = np.flatnonzero(inverse == c)
+        rng.shuffle(idx)
+        members.append(idx)
+    return members
 
 
 def train_val_test_split(X, y, val_size=0.1, test_size=0.2, stratify=False,
@@ -58,16 +57,19 @@ def train_val_test_split(X, y, val_size=0.1, test_size=0.2, stratify=False,
         raise ValueError(f"val_size + test_size: leave no training data of {n}")
     rng = np.random.default_rng(_check_seed(seed))
     if stratify:
-        order = _stratified_order(y, rng)
-        # Take every k-th element of the stratified order for test and val.
-        test_idx = order[np.linspace(0, n - 1, n_test).round().astype(int)] \
-            if n_test else np.array([], int)
-        rest = np.setdiff1d(order, test_idx, assume_unique=True)
-        rest = order[np.isin(order, rest)]
-        val_idx = rest[np.linspace(0, len(rest) - 1, n_val).round().astype(int)] \
-            if n_val else np.array([], int)
-        train_idx = rest[~np.isin(rest, val_idx)]
-        rng.shuffle(train_idx)
+        parts = ([], [], [])
+        for idx in _class_members(y, rng):
+            k_test = int(math.floor(len(idx) * test_size + 0.5))
+            k_val = int(math.floor(len(idx) * val_size + 0.5))
+            parts[0].append(idx[:k_test])
+            parts[1].append(idx[k_test:k_test + k_val])
+            parts[2].append(idx[k_test + k_val:])
+        test_idx, val_idx, train_idx = (rng.permutation(np.concatenate(p))
+                                        for p in parts)
+        if len(train_idx) == 0 or (test_size and len(test_idx) == 0) or (
+            val_size and len(val_idx) == 0
+        ):
+            raise ValueError("val_size/test_size: a stratified part would be empty")
     else:
         order = rng.permutation(n)
         test_idx, val_idx, train_idx = (order[:n_test], order[n_test:n_test + n_val],
@@ -121,9 +123,10 @@ class StratifiedKFold(KFold):
         if counts.min() < self.n_splits:
             raise ValueError(f"y: the smallest class has {counts.min()} members, "
                              f"fewer than n_splits={self.n_splits}")
-        rng = np.random.default_rng(self.seed)
-        order = _stratified_order(y, rng) if self.shuffle else \
-            _stratified_order(y, np.random.default_rng(0))
+        rng = np.random.default_rng(self.seed if self.shuffle else 0)
+        # Deal each class's members round-robin across the folds, continuing
+        # the count from class to class so fold sizes differ by at most one.
+        order = np.concatenate(_class_members(y, rng))
         return [order[i::self.n_splits] for i in range(self.n_splits)]
 
 

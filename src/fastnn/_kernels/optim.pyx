@@ -1,0 +1,272 @@
+"""In-place optimizer updates, one pass over each flat parameter array.
+
+Each kernel follows torch.optim's documented single-tensor algorithm, reading
+and writing every element of the parameter and its state once. Element math
+runs in double and is stored in the arrays' dtype. ``grad`` is never written
+(except by ``clip_grad_norm``). ``step`` is the 1-based step count after
+incrementing, as in torch. Precondition: all arrays share one length and dtype.
+"""
+from cython cimport floating
+from libc.math cimport sqrt
+
+import numpy as np
+
+__all__ = [
+    "adadelta_update", "adagrad_update", "adam_update", "adamw_update",
+    "clip_grad_norm", "global_norm", "nadam_update", "rmsprop_update", "sgd_update",
+]
+
+
+cdef inline const floating* _cp(const floating[::1] a) noexcept nogil:
+    return &a[0] if a.shape[0] > 0 else NULL
+
+
+cdef inline floating* _p(floating[::1] a) noexcept nogil:
+    return &a[0] if a.shape[0] > 0 else NULL
+
+
+def sgd_update(grad, double lr, double momentum, double dampening, bint nesterov,
+               double weight_decay, long step, floating[::1] param,
+               floating[::1] momentum_buf):
+    """g = grad + wd p; buf = g (step 1) or momentum buf + (1 - dampening) g;
+    g = g + momentum buf (nesterov) or buf; p -= lr g."""
+    cdef const floating[::1] G = np.ascontiguousarray(grad)
+    cdef Py_ssize_t i, n = param.shape[0]
+    cdef const floating* g = _cp(G)
+    cdef floating* p = _p(param)
+    cdef floating* buf = _p(momentum_buf) if momentum != 0 else NULL
+    cdef double gi, bi
+    with nogil:
+        for i in range(n):
+            gi = g[i] + weight_decay * p[i]
+            if momentum != 0:
+                if step == 1:
+                    bi = gi
+                else:
+                    bi = momentum * buf[i] + (1.0 - dampening) * gi
+                buf[i] = <floating> bi
+                gi = gi + momentum * bi if nesterov else bi
+            p[i] = <floating> (p[i] - lr * gi)
+
+
+def adagrad_update(grad, double lr, double lr_decay, double weight_decay,
+                   double eps, double decay, long step, floating[::1] param,
+                   floating[::1] state_sum):
+    """clr = lr / (1 + (step - 1) lr_decay); g = grad + wd p;
+    sum = decay sum + g^2; p -= clr g / (sqrt(sum) + eps)."""
+    cdef const floating[::1] G = np.ascontiguousarray(grad)
+    cdef Py_ssize_t i, n = param.shape[0]
+    cdef const floating* g = _cp(G)
+    cdef floating* p = _p(param)
+    cdef floating* s = _p(state_sum)
+    cdef double clr = lr / (1.0 + (step - 1) * lr_decay), gi, si
+    with nogil:
+        for i in range(n):
+            gi = g[i] + weight_decay * p[i]
+            si = decay * s[i] + gi * gi
+            s[i] = <floating> si
+            p[i] = <floating> (p[i] - clr * gi / (sqrt(<double> s[i]) + eps))
+
+
+def rmsprop_update(grad, double lr, double alpha, double eps, double weight_decay,
+                   double momentum, bint centered, floating[::1] param,
+                   floating[::1] square_avg, floating[::1] momentum_buf,
+                   floating[::1] grad_avg):
+    """v = alpha v + (1 - alpha) g^2; avg = sqrt(v - ga^2 if centered else v) + eps;
+    buf = momentum buf + g / avg, p -= lr buf (momentum > 0) else p -= lr g / avg."""
+    cdef const floating[::1] G = np.ascontiguousarray(grad)
+    cdef Py_ssize_t i, n = param.shape[0]
+    cdef const floating* g = _cp(G)
+    cdef floating* p = _p(param)
+    cdef floating* v = _p(square_avg)
+    cdef floating* buf = _p(momentum_buf)
+    cdef floating* ga = _p(grad_avg)
+    cdef double gi, vi, gai, avg, bi
+    with nogil:
+        for i in range(n):
+            gi = g[i] + weight_decay * p[i]
+            vi = alpha * v[i] + (1.0 - alpha) * gi * gi
+            v[i] = <floating> vi
+            vi = v[i]
+            if centered:
+                gai = ga[i] + (1.0 - alpha) * (gi - ga[i])
+                ga[i] = <floating> gai
+                gai = ga[i]
+                avg = sqrt(vi - gai * gai) + eps
+            else:
+                avg = sqrt(vi) + eps
+            if momentum > 0:
+                bi = momentum * buf[i] + gi / avg
+                buf[i] = <floating> bi
+                p[i] = <floating> (p[i] - lr * bi)
+            else:
+                p[i] = <floating> (p[i] - lr * gi / avg)
+
+
+def adadelta_update(grad, double lr, double rho, double eps, double weight_decay,
+                    floating[::1] param, floating[::1] square_avg,
+                    floating[::1] acc_delta):
+    """v = rho v + (1 - rho) g^2; d = sqrt(u + eps) / sqrt(v + eps) g;
+    u = rho u + (1 - rho) d^2; p -= lr d."""
+    cdef const floating[::1] G = np.ascontiguousarray(grad)
+    cdef Py_ssize_t i, n = param.shape[0]
+    cdef const floating* g = _cp(G)
+    cdef floating* p = _p(param)
+    cdef floating* v = _p(square_avg)
+    cdef floating* u = _p(acc_delta)
+    cdef double gi, vi, di
+    with nogil:
+        for i in range(n):
+            gi = g[i] + weight_decay * p[i]
+            vi = rho * v[i] + (1.0 - rho) * gi * gi
+            v[i] = <floating> vi
+            di = sqrt(u[i] + eps) / sqrt(<double> v[i] + eps) * gi
+            u[i] = <floating> (rho * u[i] + (1.0 - rho) * di * di)
+            p[i] = <floating> (p[i] - lr * di)
+
+
+cdef void adam_c(const floating* g, Py_ssize_t n, double lr, double beta1,
+                 double beta2, double eps, double weight_decay, bint decoupled,
+                 bint amsgrad, long step, floating* p, floating* m, floating* v,
+                 floating* vmax) noexcept nogil:
+    """m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+    p -= lr / bc1 * m / (sqrt(v or max v) / sqrt(bc2) + eps)."""
+    cdef Py_ssize_t i
+    cdef double bc1 = 1.0 - beta1 ** step
+    cdef double bc2_sqrt = sqrt(1.0 - beta2 ** step)
+    cdef double step_size = lr / bc1
+    cdef double decay = 1.0 - lr * weight_decay
+    cdef double gi, mi, vi, pi
+    for i in range(n):
+        pi = p[i]
+        gi = g[i]
+        if decoupled:
+            pi = pi * decay
+        else:
+            gi = gi + weight_decay * pi
+        mi = m[i] + (1.0 - beta1) * (gi - m[i])
+        vi = beta2 * v[i] + (1.0 - beta2) * gi * gi
+        m[i] = <floating> mi
+        v[i] = <floating> vi
+        mi = m[i]
+        vi = v[i]
+        if amsgrad:
+            if vmax[i] > vi:
+                vi = vmax[i]
+            vmax[i] = <floating> vi
+        p[i] = <floating> (pi - step_size * mi / (sqrt(vi) / bc2_sqrt + eps))
+
+
+def _adam(grad, double lr, double beta1, double beta2, double eps,
+          double weight_decay, bint decoupled, bint amsgrad, long step,
+          floating[::1] param, floating[::1] exp_avg, floating[::1] exp_avg_sq,
+          floating[::1] max_exp_avg_sq):
+    cdef const floating[::1] G = np.ascontiguousarray(grad)
+    with nogil:
+        adam_c(_cp(G), param.shape[0], lr, beta1, beta2, eps, weight_decay,
+               decoupled, amsgrad, step, _p(param), _p(exp_avg), _p(exp_avg_sq),
+               _p(max_exp_avg_sq) if amsgrad else NULL)
+
+
+def adam_update(grad, lr, beta1, beta2, eps, weight_decay, amsgrad, step, param,
+                exp_avg, exp_avg_sq, max_exp_avg_sq):
+    """torch Adam (coupled weight decay: g = grad + wd p):
+    m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; vmax = max(vmax, v) (amsgrad);
+    p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+
+    Parameters
+    ----------
+    grad : ndarray of shape (n_params,)
+    lr, beta1, beta2, eps, weight_decay : float
+    amsgrad : bool
+    step : int, 1-based
+    param, exp_avg, exp_avg_sq, max_exp_avg_sq : ndarray of shape (n_params,)
+        Updated in place (max_exp_avg_sq only with amsgrad).
+    """
+    _adam(grad, lr, beta1, beta2, eps, weight_decay, False, amsgrad, step, param,
+          exp_avg, exp_avg_sq, max_exp_avg_sq)
+
+
+def adamw_update(grad, lr, beta1, beta2, eps, weight_decay, amsgrad, step, param,
+                 exp_avg, exp_avg_sq, max_exp_avg_sq):
+    """torch AdamW: p *= 1 - lr wd (decoupled), then the Adam step on grad."""
+    _adam(grad, lr, beta1, beta2, eps, weight_decay, True, amsgrad, step, param,
+          exp_avg, exp_avg_sq, max_exp_avg_sq)
+
+
+def nadam_update(grad, double lr, double beta1, double beta2, double eps,
+                 double weight_decay, double momentum_decay, long step,
+                 double mu_product, floating[::1] param, floating[::1] exp_avg,
+                 floating[::1] exp_avg_sq):
+    """torch NAdam: mu_t = b1 (1 - 0.5 * 0.96^(t psi)); mu_product *= mu_t;
+    m, v as Adam; denom = sqrt(v / (1 - b2^t)) + eps;
+    p -= lr (1 - mu_t) / (1 - mu_product) g / denom
+         + lr mu_{t+1} / (1 - mu_product mu_{t+1}) m / denom.
+
+    Returns
+    -------
+    float
+        The new ``mu_product`` (pass 1.0 at step 1).
+    """
+    cdef const floating[::1] G = np.ascontiguousarray(grad)
+    cdef Py_ssize_t i, n = param.shape[0]
+    cdef const floating* g = _cp(G)
+    cdef floating* p = _p(param)
+    cdef floating* m = _p(exp_avg)
+    cdef floating* v = _p(exp_avg_sq)
+    cdef double bc2 = 1.0 - beta2 ** step
+    cdef double mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
+    cdef double mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
+    cdef double mu_prod = mu_product * mu
+    cdef double c_grad = lr * (1.0 - mu) / (1.0 - mu_prod)
+    cdef double c_avg = lr * mu_next / (1.0 - mu_prod * mu_next)
+    cdef double gi, mi, vi, denom, pi
+    with nogil:
+        for i in range(n):
+            pi = p[i]
+            gi = g[i] + weight_decay * pi
+            mi = m[i] + (1.0 - beta1) * (gi - m[i])
+            vi = beta2 * v[i] + (1.0 - beta2) * gi * gi
+            m[i] = <floating> mi
+            v[i] = <floating> vi
+            denom = sqrt(<double> v[i] / bc2) + eps
+            pi = <floating> (pi - c_grad * gi / denom)
+            p[i] = <floating> (pi - c_avg * m[i] / denom)
+    return mu_prod
+
+
+cdef double sumsq_c(const floating* g, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double s = 0.0
+    for i in range(n):
+        s += <double> g[i] * g[i]
+    return s
+
+
+def _global_norm(const floating[::1] grad):
+    cdef double s
+    with nogil:
+        s = sumsq_c(_cp(grad), grad.shape[0])
+    return sqrt(s)
+
+
+def global_norm(grad):
+    """sqrt(sum grad^2), accumulated in double."""
+    return _global_norm(np.ascontiguousarray(grad))
+
+
+def clip_grad_norm(floating[::1] grad, double max_norm):
+    """total = ||grad||; grad *= max_norm / (total + 1e-6) if that is < 1.
+
+    As torch's ``clip_grad_norm_``. Returns the norm before clipping.
+    """
+    cdef Py_ssize_t i, n = grad.shape[0]
+    cdef floating* g = _p(grad)
+    cdef double total, coef
+    with nogil:
+        total = sqrt(sumsq_c(g, n))
+        coef = max_norm / (total + 1e-6)
+        if coef < 1.0:
+            for i in range(n):
+                g[i] = <floating> (g[i] * coef)
+    return total

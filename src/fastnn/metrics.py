@@ -1,0 +1,90 @@
+"""Classification metrics, and Hoeffding bounds for honest test accuracy.
+
+For ``n`` independent test samples, Hoeffding's inequality gives
+``P(|acc - true_acc| > t) <= 2 exp(-2 n t^2) = delta``, so
+``t = sqrt(ln(2/delta) / (2n))``.
+"""
+
+import math
+
+import numpy as np
+
+from fastnn._validation import check_float, check_int
+
+
+def _labels(name, y):
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: must be 1-D, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name}: is empty")
+    if arr.dtype.kind not in "biu":
+        if arr.dtype.kind == "f" and np.array_equal(arr, np.round(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise ValueError(f"{name}: class labels must be integers")
+    if arr.min() < 0:
+        raise ValueError(f"{name}: class labels must be >= 0")
+    return arr.astype(np.int64)
+
+
+def _pair(y_true, y_pred):
+    t, p = _labels("y_true", y_true), _labels("y_pred", y_pred)
+    if t.shape != p.shape:
+        raise ValueError(f"y_pred: has {p.size} labels but y_true has {t.size}")
+    return t, p
+
+
+def accuracy(y_true, y_pred):
+    """Fraction of ``y_pred`` equal to ``y_true``."""
+    t, p = _pair(y_true, y_pred)
+    return float(np.mean(t == p))
+
+
+def confusion_matrix(y_true, y_pred, n_classes=None):
+    """``C[i, j]`` = number of samples of class ``i`` predicted as ``j``."""
+    t, p = _pair(y_true, y_pred)
+    k = int(max(t.max(), p.max())) + 1
+    if n_classes is not None:
+        n_classes = check_int("n_classes", n_classes, 1)
+        if k > n_classes:
+            raise ValueError(f"n_classes: labels go up to {k - 1}")
+        k = n_classes
+    return np.bincount(t * k + p, minlength=k * k).reshape(k, k)
+
+
+def precision_recall_f1(y_true, y_pred, n_classes=None):
+    """Per-class precision, recall, F1 and support (0 where undefined)."""
+    C = confusion_matrix(y_true, y_pred, n_classes).astype(np.float64)
+    tp = np.diag(C)
+    predicted = C.sum(axis=0)
+    support = C.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(support > 0, tp / support, 0.0)
+        f1 = np.where(precision + recall > 0,
+                      2 * precision * recall / (precision + recall), 0.0)
+    return {"precision": precision, "recall": recall, "f1": f1,
+            "support": support.astype(np.int64)}
+
+
+def hoeffding_t(n, delta=0.05):
+    """``t = sqrt(ln(2 / delta) / (2 n))``: the half-width of the interval."""
+    n = check_int("n", n, 1)
+    delta = check_float("delta", delta, 0, 1, low_open=True, high_open=True)
+    return math.sqrt(math.log(2.0 / delta) / (2.0 * n))
+
+
+def hoeffding_interval(acc, n, delta=0.05):
+    """``(max(0, acc - t), min(1, acc + t))``, holding with probability at least
+    ``1 - delta`` over the draw of ``n`` test samples."""
+    acc = check_float("acc", acc, 0, 1)
+    t = hoeffding_t(n, delta)
+    return max(0.0, acc - t), min(1.0, acc + t)
+
+
+def hoeffding_n(t, delta=0.05):
+    """Test samples needed for half-width ``t``: ``ceil(ln(2/delta) / (2 t^2))``."""
+    t = check_float("t", t, 0, 1, low_open=True)
+    delta = check_float("delta", delta, 0, 1, low_open=True, high_open=True)
+    return int(math.ceil(math.log(2.0 / delta) / (2.0 * t * t)))

@@ -1,0 +1,162 @@
+"""Per-epoch learning-rate schedules (torch.optim.lr_scheduler's rules).
+
+A schedule is called as ``schedule(epoch, base_lr, logs)`` at the start of
+each 0-based epoch and returns that epoch's learning rate; ``logs`` is the
+previous epoch's record (``{"loss": ..., "val_loss": ...}``) or None.
+"""
+
+import math
+
+from fastnn._validation import check_choice, check_float, check_int
+
+
+class Schedule:
+    def __call__(self, epoch, base_lr, logs=None):
+        raise NotImplementedError  # pragma: no cover - every schedule overrides
+
+    def reset(self):
+        """Forget any state (called at the start of each fit)."""
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items()
+                         if not k.startswith("_"))
+        return f"{type(self).__name__}({args})"
+
+
+class StepDecay(Schedule):
+    """``lr = base_lr * gamma ** floor(epoch / step_size)`` (torch StepLR)."""
+
+    def __init__(self, step_size, gamma=0.1):
+        self.step_size = check_int("step_size", step_size, 1)
+        self.gamma = check_float("gamma", gamma, 0, low_open=True)
+
+    def __call__(self, epoch, base_lr, logs=None):
+        return base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class ExponentialDecay(Schedule):
+    """``lr = base_lr * gamma ** epoch`` (torch ExponentialLR)."""
+
+    def __init__(self, gamma):
+        self.gamma = check_float("gamma", gamma, 0, low_open=True)
+
+    def __call__(self, epoch, base_lr, logs=None):
+        return base_lr * self.gamma ** epoch
+
+
+class CosineAnnealing(Schedule):
+    """``lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * e / T_max)) / 2`` with
+    ``e = min(epoch, T_max)`` (torch CosineAnnealingLR's closed form)."""
+
+    def __init__(self, T_max, eta_min=0.0):
+        self.T_max = check_int("T_max", T_max, 1)
+        self.eta_min = check_float("eta_min", eta_min, 0)
+
+    def __call__(self, epoch, base_lr, logs=None):
+        e = min(epoch, self.T_max)
+        return self.eta_min + (base_lr - self.eta_min) * (
+            1 + math.cos(math.pi * e / self.T_max)) / 2
+
+
+class Warmup(Schedule):
+    """Linear warmup over ``epochs`` epochs, then ``schedule`` (or constant).
+
+    ``lr = base_lr * (start_factor + (1 - start_factor) * epoch / epochs)`` for
+    ``epoch < epochs`` (torch LinearLR), then ``schedule(epoch - epochs, ...)``.
+    """
+
+    def __init__(self, epochs, schedule=None, start_factor=0.0):
+        self.epochs = check_int("epochs", epochs, 1)
+        if schedule is not None and not isinstance(schedule, Schedule):
+            raise TypeError("schedule: must be a fastnn schedule or None")
+        self.schedule = schedule
+        self.start_factor = check_float("start_factor", start_factor, 0, 1)
+
+    def reset(self):
+        if self.schedule is not None:
+            self.schedule.reset()
+
+    def __call__(self, epoch, base_lr, logs=None):
+        if epoch < self.epochs:
+            return base_lr * (self.start_factor
+                              + (1 - self.start_factor) * epoch / self.epochs)
+        if self.schedule is None:
+            return base_lr
+        return self.schedule(epoch - self.epochs, base_lr, logs)
+
+
+class ReduceOnPlateau(Schedule):
+    """Multiply the lr by ``factor`` when ``monitor`` has not improved for
+    ``patience`` epochs (torch ReduceLROnPlateau). Falls back to ``"loss"``
+    when ``monitor`` is not logged (no validation data)."""
+
+    def __init__(self, monitor="val_loss", mode="min", factor=0.1, patience=10,
+                 threshold=1e-4, threshold_mode="rel", cooldown=0, min_lr=0.0):
+        self.monitor = monitor
+        self.mode = check_choice("mode", mode, ("min", "max"))
+        self.factor = check_float("factor", factor, 0, 1, low_open=True,
+                                  high_open=True)
+        self.patience = check_int("patience", patience, 0)
+        self.threshold = check_float("threshold", threshold, 0)
+        self.threshold_mode = check_choice("threshold_mode", threshold_mode,
+                                           ("rel", "abs"))
+        self.cooldown = check_int("cooldown", cooldown, 0)
+        self.min_lr = check_float("min_lr", min_lr, 0)
+        self.reset()
+
+    def reset(self):
+        self._best = None
+        self._bad = 0
+        self._cooldown = 0
+        self._lr = None
+
+    def _better(self, value):
+        if self._best is None:
+            return True
+        if self.mode == "min":
+            limit = (self._best * (1 - self.threshold) if self.threshold_mode == "rel"
+                     else self._best - self.threshold)
+            return value < limit
+        limit = (self._best * (1 + self.threshold) if self.threshold_mode == "rel"
+                 else self._best + self.threshold)
+        return value > limit
+
+    def __call__(self, epoch, base_lr, logs=None):
+        if self._lr is None:
+            self._lr = base_lr
+        if logs:
+            value = logs.get(self.monitor, logs.get("loss"))
+            if value is not None:
+                if self._better(value):
+                    self._best = value
+                    self._bad = 0
+                else:
+                    self._bad += 1
+                if self._cooldown > 0:
+                    self._cooldown -= 1
+                    self._bad = 0
+                if self._bad > self.patience:
+                    self._lr = max(self._lr * self.factor, self.min_lr)
+                    self._cooldown = self.cooldown
+                    self._bad = 0
+        return self._lr
+
+
+SCHEDULES = ("step", "cosine", "plateau", "exponential")
+
+
+def get_schedule(schedule, epochs):
+    """A schedule from a name (``"step"``, ``"cosine"``, ``"plateau"``,
+    ``"exponential"``), an instance, or None."""
+    if schedule is None or isinstance(schedule, Schedule):
+        return schedule
+    if not isinstance(schedule, str):
+        raise TypeError("lr_schedule: must be a schedule, a name or None")
+    check_choice("lr_schedule", schedule, SCHEDULES)
+    if schedule == "step":
+        return StepDecay(max(1, epochs // 3), 0.1)
+    if schedule == "cosine":
+        return CosineAnnealing(epochs)
+    if schedule == "plateau":
+        return ReduceOnPlateau(patience=3)
+    return ExponentialDecay(0.95)
