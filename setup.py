@@ -46,7 +46,8 @@ setup(
     ext_modules=cythonize(
         extensions,
         compiler_directives=directives,
-        compile_time_env={"FASTNN_DEBUG": DEBUG},
+        # Separate C files per mode, so switching FASTNN_CYTHON_DEBUG rebuilds.
+        build_dir=os.path.join("build", "cython-debug" if DEBUG else "cython"),
         nthreads=int(os.environ.get("FASTNN_BUILD_JOBS", "0")),
     ),
 )

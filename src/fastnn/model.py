@@ -18,6 +18,10 @@ from fastnn.ops import BACKENDS, get_ops
 from fastnn.optimizers import get_optimizer
 from fastnn.schedules import get_schedule
 
+#: Train all-Dense stacks with the fused step loop (``MLPPlan``); tests switch
+#: it off to compare against the layer-by-layer loop.
+FUSED = True
+
 #: Rows per chunk in predict/evaluate when no batch_size is given.
 INFERENCE_BATCH = 4096
 
@@ -530,10 +534,71 @@ class _TrainingRun:
         trainable = [i for i, layer in enumerate(model.layers)
                      if layer.trainable and layer.param_shapes()]
         self.first_trainable = trainable[0] if trainable else len(model.layers)
+        self.plan = self._fused_plan() if FUSED else None
         self.good_params = model._params.copy()
         self.good_state = [
             {k: v.copy() for k, v in layer.state.items()} for layer in model.layers
         ]
+
+    def _fused_plan(self):
+        """The one-call-per-chunk step loop, for all-Dense trainable stacks
+        trained with SGD, Adam or AdamW without clipping or l1/l2."""
+        from fastnn.layers import Dense
+        from fastnn.optimizers import SGD, Adam, AdamW
+
+        model, opt = self.model, self.optimizer
+        layers = model.layers
+        if not all(type(la) is Dense and la.trainable and not (la.l1 or la.l2)
+                   for la in layers):
+            return None
+        if type(opt) not in (SGD, Adam, AdamW) or opt.clip_norm is not None:
+            return None
+        if opt.state is None or next(iter(opt.state.values())).shape != (
+            model._params.shape
+        ):
+            opt._allocate(model._params)
+        if type(opt) is SGD:
+            name = "sgd"
+            hyper = (opt.momentum, opt.dampening, float(opt.nesterov),
+                     opt.weight_decay)
+            state = (opt.state["momentum_buffer"],)
+        else:
+            name = "adamw" if type(opt) is AdamW else "adam"
+            hyper = (opt.betas[0], opt.betas[1], opt.eps, opt.weight_decay,
+                     float(opt.amsgrad))
+            state = tuple(opt.state[k] for k in opt.state_names if k in opt.state)
+        specs = []
+        for i, (layer, ws) in enumerate(zip(layers, self.workspaces)):
+            specs.append((layer.params["weight"], layer.params["bias"],
+                          layer.grads["weight"], layer.grads["bias"],
+                          layer.activation.name, layer.alpha, ws.buffers["Y"],
+                          ws.buffers["Z"], ws.buffers["dX"] if i > 0 else None))
+        n_params = model._params.size
+        # Steps per call: about 2e8 flops, so Ctrl-C and the bar stay responsive.
+        self.chunk = max(1, int(2e8 // (6 * self.bs * max(n_params, 1))))
+        return self.ops.MLPPlan(self.X, self.target, self.perm, specs, self.Xb,
+                                self.tb, self.dOut, self.spec.name, 1.0, name,
+                                hyper, model._params, model._grads, state)
+
+    def _fused_epoch(self, n_steps, bar, interrupted):
+        opt = self.optimizer
+        total, correct, s = 0.0, 0, 0
+        while s < n_steps:
+            todo = min(self.chunk, n_steps - s)
+            loss_sum, hits, done = self.plan.run(s, todo, opt.lr, opt.step_count)
+            opt.step_count += done
+            total += loss_sum
+            correct += hits
+            s += done
+            if done < todo:
+                return float("nan"), correct, s
+            if bar is not None:
+                bar.update(done)
+                bar.set_postfix(loss=f"{total / min(s * self.bs, self.n):.4f}",
+                                refresh=False)
+            if interrupted:
+                break
+        return total, correct, s
 
     def snapshot(self):
         np.copyto(self.good_params, self.model._params)
@@ -601,6 +666,13 @@ class _TrainingRun:
         total = 0.0
         correct = 0
         try:
+            if self.plan is not None:
+                total, correct, done = self._fused_epoch(n_steps, bar, interrupted)
+                seen = min(done * bs, n)
+                if not math.isfinite(total) or interrupted:
+                    return (total / max(seen, 1) if math.isfinite(total) else total,
+                            None)
+                return self._epoch_result(total, correct)
             for s in range(n_steps):
                 start = s * bs
                 idx = self.perm[start:start + bs]
@@ -619,6 +691,10 @@ class _TrainingRun:
         finally:
             if bar is not None:
                 bar.close()
+        return self._epoch_result(total, correct)
+
+    def _epoch_result(self, total, correct):
+        n = self.n
         if not self.classify:
             return total / n, None
         denom = n * (1 if self.spec.targets == "labels" else self.target.shape[1])

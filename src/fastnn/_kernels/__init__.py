@@ -23,4 +23,5 @@ KERNEL_MODULES = (
     "dropout",
     "batchnorm",
     "gather",
+    "mlp",
 )

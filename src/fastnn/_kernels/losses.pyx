@@ -1,12 +1,21 @@
-"""Loss kernels: the mean loss and its gradient in one fused pass.
+"""Loss kernels: the mean loss and its gradient w.r.t. the logits, fused.
 
-Every loss takes raw outputs (logits) and uses mean reduction. Each kernel
-returns the loss (accumulated in double) and, unless ``dY`` is None, writes
-the gradient of that mean loss w.r.t. ``Y`` into ``dY``.
-Precondition for all: at least one row; shapes agree; labels in range.
+Every loss takes the raw outputs ``Y`` of the last layer (logits, no link
+applied) and uses mean reduction, as torch's losses with ``reduction="mean"``.
+Each kernel makes one pass over its input (per row for the classification
+losses), accumulates the loss in double and, unless ``dY`` is None, writes
+``dL/dY`` into the preallocated ``dY`` in the same pass. ``dY`` may be the same
+array as ``Y`` (the logits are then overwritten with their gradient).
+
+Preconditions, checked by the public API and not here: ``Y`` (and ``T``) are
+2-D float32/float64 arrays of shape ``(n_samples, n_out)`` with
+``n_samples >= 1`` and ``n_out >= 1`` and finite values; ``T`` and ``dY`` have
+the shape and dtype of ``Y``; ``dY`` is C-contiguous; labels are integers in
+``[0, n_out)``; ``delta > 0``. Empty input does not crash: the loss is NaN.
 """
 from cython cimport floating
-from libc.math cimport exp, fabs, log, log1p
+from libc.math cimport NAN, exp, fabs, log, log1p
+from libc.stdint cimport int64_t
 
 import numpy as np
 
@@ -19,233 +28,369 @@ __all__ = [
     "softmax_cross_entropy_forward_backward",
 ]
 
+cdef inline floating* _ptr(floating[:, ::1] A) noexcept nogil:
+    return &A[0, 0] if A.shape[0] > 0 and A.shape[1] > 0 else NULL
 
-cdef double softmax_ce_c(const floating* Y, const long long* y, Py_ssize_t n,
-                         Py_ssize_t k, floating* dY) noexcept nogil:
-    """sum_i (logsumexp(Y_i) - Y_i[y_i]) / n; dY = (softmax(Y) - onehot) / n."""
+
+cdef inline const floating* _cptr(const floating[:, ::1] A) noexcept nogil:
+    return &A[0, 0] if A.shape[0] > 0 and A.shape[1] > 0 else NULL
+
+
+# --------------------------------------------------------------------------
+# Kernels (raw pointers, no GIL). dY == NULL: the loss only.
+
+cdef double softmax_cross_entropy_c(const floating* Y, const int64_t* y,
+                                    Py_ssize_t n, Py_ssize_t k,
+                                    floating* dY) noexcept nogil:
+    """L = mean_i (m_i - z_{i,y_i} + log sum_j exp(z_ij - m_i)), m_i = max_j z_ij;
+    dY_ij = (softmax(z_i)_j - [j == y_i]) / n."""
     cdef Py_ssize_t i, j
-    cdef double total = 0.0, m, s, inv_n = 1.0 / n, e
-    cdef const floating* row
-    cdef floating* grow
+    cdef const floating* z
+    cdef floating* g
+    cdef double m, s, e, zy, total = 0.0, inv_n
+    if n == 0 or k == 0:
+        return NAN
+    inv_n = 1.0 / n
     for i in range(n):
-        row = Y + i * k
-        m = row[0]
+        z = Y + i * k
+        zy = z[y[i]]  # read before dY (which may alias Y) is written
+        m = z[0]
         for j in range(1, k):
-            if row[j] > m:
-                m = row[j]
+            if z[j] > m:
+                m = z[j]
         s = 0.0
-        if dY != NULL:
-            grow = dY + i * k
+        if dY == NULL:
             for j in range(k):
-                e = exp(row[j] - m)
-                grow[j] = <floating> e
+                s += exp(z[j] - m)
+        else:
+            g = dY + i * k
+            # g = exp(z - m), s = sum(g)
+            for j in range(k):
+                e = exp(z[j] - m)
                 s += e
-        else:
+                g[j] = <floating> e
+            # g = (softmax(z) - onehot(y)) / n
+            e = inv_n / s
             for j in range(k):
-                s += exp(row[j] - m)
-        total += log(s) + m - row[y[i]]
-        if dY != NULL:
-            s = inv_n / s
-            for j in range(k):
-                grow[j] = <floating> (grow[j] * s)
-            grow[y[i]] = <floating> (grow[y[i]] - inv_n)
-    return total * inv_n
+                g[j] = <floating> (g[j] * e)
+            g[y[i]] = <floating> ((exp(zy - m) / s - 1.0) * inv_n)
+        total += (m - zy) + log(s)
+    return total / n
 
 
-cdef double bce_c(const floating* Y, const floating* T, Py_ssize_t N,
-                  floating* dY) noexcept nogil:
-    """mean(max(x, 0) - x t + log1p(exp(-|x|))); dY = (sigmoid(x) - t) / N."""
-    cdef Py_ssize_t i
-    cdef double total = 0.0, x, t, e, inv = 1.0 / N, sig
-    for i in range(N):
-        x = Y[i]
-        t = T[i]
-        e = exp(-fabs(x))
-        total += (x if x > 0 else 0.0) - x * t + log1p(e)
-        if dY != NULL:
-            sig = 1.0 / (1.0 + e) if x >= 0 else e / (1.0 + e)
-            dY[i] = <floating> ((sig - t) * inv)
-    return total * inv
-
-
-cdef double mse_c(const floating* Y, const floating* T, Py_ssize_t N,
-                  floating* dY) noexcept nogil:
-    """mean((y - t)^2); dY = 2 (y - t) / N."""
-    cdef Py_ssize_t i
-    cdef double total = 0.0, d, scale = 2.0 / N
-    for i in range(N):
-        d = <double> Y[i] - <double> T[i]
-        total += d * d
-        if dY != NULL:
-            dY[i] = <floating> (d * scale)
-    return total / N
-
-
-cdef double mae_c(const floating* Y, const floating* T, Py_ssize_t N,
-                  floating* dY) noexcept nogil:
-    """mean|y - t|; dY = sign(y - t) / N (0 at 0)."""
-    cdef Py_ssize_t i
-    cdef double total = 0.0, d, inv = 1.0 / N
-    for i in range(N):
-        d = <double> Y[i] - <double> T[i]
-        total += fabs(d)
-        if dY != NULL:
-            dY[i] = <floating> (inv if d > 0 else (-inv if d < 0 else 0.0))
-    return total * inv
-
-
-cdef double huber_c(const floating* Y, const floating* T, Py_ssize_t N,
-                    double delta, floating* dY) noexcept nogil:
-    """mean(0.5 d^2 if |d| < delta else delta (|d| - delta/2)); dY / N."""
-    cdef Py_ssize_t i
-    cdef double total = 0.0, d, ad, inv = 1.0 / N
-    for i in range(N):
-        d = <double> Y[i] - <double> T[i]
-        ad = fabs(d)
-        if ad < delta:
-            total += 0.5 * d * d
-            if dY != NULL:
-                dY[i] = <floating> (d * inv)
-        else:
-            total += delta * (ad - 0.5 * delta)
-            if dY != NULL:
-                dY[i] = <floating> ((delta if d > 0 else -delta) * inv)
-    return total * inv
-
-
-cdef double hinge_c(const floating* Y, const long long* y, Py_ssize_t n,
+cdef double hinge_c(const floating* Y, const int64_t* y, Py_ssize_t n,
                     Py_ssize_t k, floating* dY) noexcept nogil:
-    """mean_i sum_{j != y_i} max(0, Y_ij - Y_iy_i + 1); subgradient / n."""
-    cdef Py_ssize_t i, j, c
-    cdef double total = 0.0, margin, inv = 1.0 / n, correct
-    cdef const floating* row
-    cdef int active
+    """L = mean_i sum_{j != y_i} max(0, 1 - s_{i,y_i} + s_ij);
+    dY_ij = [margin_ij > 0] / n for j != y_i, -(count of those) / n at y_i."""
+    cdef Py_ssize_t i, j, yi, active
+    cdef const floating* s
+    cdef floating base, margin
+    cdef double total = 0.0, inv_n
+    if n == 0 or k == 0:
+        return NAN
+    inv_n = 1.0 / n
     for i in range(n):
-        row = Y + i * k
-        c = y[i]
-        correct = row[c]
+        s = Y + i * k
+        yi = y[i]
+        # Margins in the input dtype and torch's order, (1 - s_y) + s_j.
+        base = 1 - s[yi]
         active = 0
         for j in range(k):
-            if j == c:
-                if dY != NULL:
-                    dY[i * k + j] = 0
+            if j == yi:
                 continue
-            margin = row[j] - correct + 1.0
+            margin = base + s[j]
             if margin > 0:
                 total += margin
                 active += 1
                 if dY != NULL:
-                    dY[i * k + j] = <floating> inv
+                    dY[i * k + j] = <floating> inv_n
             elif dY != NULL:
                 dY[i * k + j] = 0
         if dY != NULL:
-            dY[i * k + c] = <floating> (-active * inv)
-    return total * inv
+            dY[i * k + yi] = <floating> (-active * inv_n)
+    return total / n
 
 
-cdef inline floating* _out_ptr(floating[:, ::1] dY) noexcept nogil:
-    if dY is None or dY.shape[0] == 0 or dY.shape[1] == 0:
-        return NULL
-    return &dY[0, 0]
+cdef double pointwise_c(const floating* Y, const floating* T, Py_ssize_t size,
+                        int loss, double delta, floating* dY) noexcept nogil:
+    """L = mean_i l(Y_i, T_i) over all ``size`` elements; dY_i = l'(Y_i, T_i) / size.
+
+    ``loss`` is a ``LOSS_*`` code; ``delta`` is Huber's threshold.
+    """
+    cdef Py_ssize_t i
+    cdef double x, t, d, a, e, total = 0.0, inv_size
+    if size == 0:
+        return NAN
+    inv_size = 1.0 / size
+    if loss == LOSS_BCE:
+        # max(x, 0) - x t + log1p(exp(-|x|)); sigmoid(x) from the same exp.
+        for i in range(size):
+            x = Y[i]
+            t = T[i]
+            e = exp(-fabs(x))
+            total += (x if x > 0 else 0.0) - x * t + log1p(e)
+            if dY != NULL:
+                dY[i] = <floating> (((1.0 if x >= 0 else e) / (1.0 + e) - t)
+                                    * inv_size)
+    elif loss == LOSS_MSE:
+        # d^2; 2 d
+        for i in range(size):
+            d = <double> Y[i] - <double> T[i]
+            total += d * d
+            if dY != NULL:
+                dY[i] = <floating> (2.0 * d * inv_size)
+    elif loss == LOSS_MAE:
+        # |d|; sign(d), 0 at 0
+        for i in range(size):
+            d = <double> Y[i] - <double> T[i]
+            total += fabs(d)
+            if dY != NULL:
+                dY[i] = <floating> (((d > 0) - (d < 0)) * inv_size)
+    elif loss == LOSS_HUBER:
+        # 0.5 d^2 if |d| < delta else delta (|d| - delta / 2); clip(d, -delta, delta)
+        for i in range(size):
+            d = <double> Y[i] - <double> T[i]
+            a = fabs(d)
+            if a < delta:
+                total += 0.5 * d * d
+            else:
+                total += delta * (a - 0.5 * delta)
+            if dY != NULL:
+                if d > delta:
+                    d = delta
+                elif d < -delta:
+                    d = -delta
+                dY[i] = <floating> (d * inv_size)
+    return total / size
 
 
-def _labels_loss(const floating[:, ::1] Y, const long long[::1] y,
-                 floating[:, ::1] dY, int kind):
-    cdef Py_ssize_t n = Y.shape[0], k = Y.shape[1]
-    cdef floating* out = _out_ptr(dY)
+# --------------------------------------------------------------------------
+# Typed glue: views from the Python arguments, then the kernel without the GIL.
+
+cdef double _labels_loss(const floating[:, ::1] Yv, object y, object dY,
+                         bint hinge) except? -1:
+    cdef const int64_t[::1] yv = np.ascontiguousarray(y, dtype=np.int64)
+    cdef floating[:, ::1] dYv
+    cdef floating* g = NULL
+    cdef const int64_t* yp = &yv[0] if yv.shape[0] > 0 else NULL
+    cdef Py_ssize_t n = Yv.shape[0], k = Yv.shape[1]
     cdef double loss
+    if dY is not None:
+        dYv = dY
+        g = _ptr(dYv)
     with nogil:
-        if kind == 0:
-            loss = softmax_ce_c(&Y[0, 0], &y[0], n, k, out)
+        if hinge:
+            loss = hinge_c(_cptr(Yv), yp, n, k, g)
         else:
-            loss = hinge_c(&Y[0, 0], &y[0], n, k, out)
+            loss = softmax_cross_entropy_c(_cptr(Yv), yp, n, k, g)
     return loss
 
 
-def _values_loss(const floating[:, ::1] Y, const floating[:, ::1] T,
-                 floating[:, ::1] dY, int kind, double delta):
-    cdef Py_ssize_t N = Y.shape[0] * Y.shape[1]
-    cdef floating* out = _out_ptr(dY)
+cdef double _pointwise_loss(const floating[:, ::1] Yv, object T, object dY,
+                            int code, double delta) except? -1:
+    cdef const floating[:, ::1] Tv = np.ascontiguousarray(T)
+    cdef floating[:, ::1] dYv
+    cdef floating* g = NULL
     cdef double loss
+    if dY is not None:
+        dYv = dY
+        g = _ptr(dYv)
     with nogil:
-        if kind == 0:
-            loss = mse_c(&Y[0, 0], &T[0, 0], N, out)
-        elif kind == 1:
-            loss = mae_c(&Y[0, 0], &T[0, 0], N, out)
-        elif kind == 2:
-            loss = huber_c(&Y[0, 0], &T[0, 0], N, delta, out)
-        else:
-            loss = bce_c(&Y[0, 0], &T[0, 0], N, out)
+        loss = pointwise_c(_cptr(Yv), _cptr(Tv), Yv.shape[0] * Yv.shape[1], code,
+                           delta, g)
     return loss
 
 
-def _dispatch_labels(Y, y, dY, int kind):
+cdef object _labels(object Y, object y, object dY, bint hinge):
+    # Dispatch on Y's dtype: dY may be None, so it cannot select the fused type.
     Y = np.ascontiguousarray(Y)
-    y = np.ascontiguousarray(y, dtype=np.int64)
     if Y.dtype == np.float32:
-        return _labels_loss["float"](Y, y, dY, kind)
-    return _labels_loss["double"](Y, y, dY, kind)
+        return _labels_loss[float](Y, y, dY, hinge)
+    return _labels_loss[double](Y, y, dY, hinge)
 
 
-def _dispatch_values(Y, T, dY, int kind, double delta=0.0):
+cdef object _pointwise(object Y, object T, object dY, int code, double delta):
     Y = np.ascontiguousarray(Y)
-    T = np.ascontiguousarray(T, dtype=Y.dtype)
     if Y.dtype == np.float32:
-        return _values_loss["float"](Y, T, dY, kind, delta)
-    return _values_loss["double"](Y, T, dY, kind, delta)
+        return _pointwise_loss[float](Y, T, dY, code, delta)
+    return _pointwise_loss[double](Y, T, dY, code, delta)
 
+
+# --------------------------------------------------------------------------
+# Public kernels
 
 def softmax_cross_entropy_forward_backward(Y, y, dY):
-    """mean_i(logsumexp(Y_i) - Y_i[y_i]); dY = (softmax(Y) - onehot(y)) / n.
+    """L = mean_i (logsumexp(Y_i) - Y_{i,y_i}); dY = (softmax(Y) - onehot(y)) / n.
+
+    torch's ``CrossEntropyLoss()`` (mean reduction) on logits. Each row is
+    shifted by its maximum before exponentiating, and the softmax, the loss
+    and the gradient come from one pass of exponentials per row.
 
     Parameters
     ----------
     Y : ndarray of shape (n_samples, n_classes)
-        Logits (float32 or float64).
+        Logits, float32 or float64; copied to C order if it is not.
     y : ndarray of shape (n_samples,)
-        Integer labels in ``[0, n_classes)``.
+        Integer class labels in ``[0, n_classes)``; converted to int64.
     dY : ndarray of shape (n_samples, n_classes) or None
-        The gradient, written in place (same dtype as Y).
+        Receives ``dL/dY``, written in place (it may be ``Y`` itself); None
+        computes the loss only.
 
     Returns
     -------
-    float
-        The mean loss.
+    loss : float
+        The mean loss, accumulated in double.
+
+    Preconditions: ``n_samples >= 1``, ``n_classes >= 1``, labels in range,
+    finite logits, ``dY`` C-contiguous of Y's shape and dtype. The public API
+    validates these; empty input returns NaN.
     """
-    return _dispatch_labels(Y, y, dY, 0)
-
-
-def hinge_forward_backward(Y, y, dY):
-    """mean_i sum_{k != y_i} max(0, Y_ik - Y_iy_i + 1), not divided by k.
-
-    The subgradient counts a margin of exactly 0 as inactive. Parameters as
-    for :func:`softmax_cross_entropy_forward_backward`.
-    """
-    return _dispatch_labels(Y, y, dY, 1)
-
-
-def mse_forward_backward(Y, T, dY):
-    """mean((Y - T)^2) over all elements; dY = 2 (Y - T) / N.
-
-    Parameters
-    ----------
-    Y, T : ndarray of shape (n_samples, n_outputs)
-    dY : ndarray of shape (n_samples, n_outputs) or None
-    """
-    return _dispatch_values(Y, T, dY, 0)
-
-
-def mae_forward_backward(Y, T, dY):
-    """mean|Y - T| over all elements; dY = sign(Y - T) / N (0 at 0)."""
-    return _dispatch_values(Y, T, dY, 1)
-
-
-def huber_forward_backward(Y, T, delta, dY):
-    """mean(0.5 d^2 if |d| < delta else delta (|d| - delta / 2)), d = Y - T."""
-    return _dispatch_values(Y, T, dY, 2, delta)
+    return _labels(Y, y, dY, False)
 
 
 def binary_cross_entropy_forward_backward(Y, T, dY):
-    """mean(max(x, 0) - x t + log(1 + exp(-|x|))) on logits x = Y, targets T;
-    dY = (sigmoid(Y) - T) / N."""
-    return _dispatch_values(Y, T, dY, 3)
+    """L = mean(max(Y, 0) - Y T + log1p(exp(-|Y|))); dY = (sigmoid(Y) - T) / N.
+
+    torch's ``BCEWithLogitsLoss()`` (mean reduction), in its stable form; the
+    mean runs over all ``N = n_samples * n_out`` elements.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_out)
+        Logits, float32 or float64; copied to C order if it is not.
+    T : ndarray of shape (n_samples, n_out)
+        Targets in ``[0, 1]`` (labels or probabilities), Y's dtype.
+    dY : ndarray of shape (n_samples, n_out) or None
+        Receives ``dL/dY``, written in place (it may be ``Y`` itself); None
+        computes the loss only.
+
+    Returns
+    -------
+    loss : float
+        The mean loss, accumulated in double.
+
+    Preconditions: ``N >= 1``, finite values, matching shapes and dtypes,
+    ``dY`` C-contiguous. The public API validates these; empty input returns
+    NaN.
+    """
+    return _pointwise(Y, T, dY, LOSS_BCE, 0.0)
+
+
+def mse_forward_backward(Y, T, dY):
+    """L = mean((Y - T)^2); dY = 2 (Y - T) / N.
+
+    torch's ``MSELoss()``; the mean runs over all ``N = n_samples * n_out``
+    elements.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_out)
+        Predictions, float32 or float64; copied to C order if it is not.
+    T : ndarray of shape (n_samples, n_out)
+        Targets, Y's dtype.
+    dY : ndarray of shape (n_samples, n_out) or None
+        Receives ``dL/dY``, written in place (it may be ``Y`` itself); None
+        computes the loss only.
+
+    Returns
+    -------
+    loss : float
+        The mean loss, accumulated in double.
+
+    Preconditions: ``N >= 1``, finite values, matching shapes and dtypes,
+    ``dY`` C-contiguous. The public API validates these; empty input returns
+    NaN.
+    """
+    return _pointwise(Y, T, dY, LOSS_MSE, 0.0)
+
+
+def mae_forward_backward(Y, T, dY):
+    """L = mean(|Y - T|); dY = sign(Y - T) / N, with sign(0) = 0.
+
+    torch's ``L1Loss()``; the mean runs over all ``N = n_samples * n_out``
+    elements.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_out)
+        Predictions, float32 or float64; copied to C order if it is not.
+    T : ndarray of shape (n_samples, n_out)
+        Targets, Y's dtype.
+    dY : ndarray of shape (n_samples, n_out) or None
+        Receives ``dL/dY``, written in place (it may be ``Y`` itself); None
+        computes the loss only.
+
+    Returns
+    -------
+    loss : float
+        The mean loss, accumulated in double.
+
+    Preconditions: ``N >= 1``, finite values, matching shapes and dtypes,
+    ``dY`` C-contiguous. The public API validates these; empty input returns
+    NaN.
+    """
+    return _pointwise(Y, T, dY, LOSS_MAE, 0.0)
+
+
+def huber_forward_backward(Y, T, double delta, dY):
+    """L = mean(0.5 d^2 if |d| < delta else delta (|d| - delta/2)), d = Y - T;
+    dY = clip(d, -delta, delta) / N.
+
+    torch's ``HuberLoss(delta=delta)``; the mean runs over all
+    ``N = n_samples * n_out`` elements. At ``|d| == delta`` both branches give
+    the same value and gradient (torch's backward uses ``d`` there).
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_out)
+        Predictions, float32 or float64; copied to C order if it is not.
+    T : ndarray of shape (n_samples, n_out)
+        Targets, Y's dtype.
+    delta : float
+        The threshold between the quadratic and the linear part, ``> 0``.
+    dY : ndarray of shape (n_samples, n_out) or None
+        Receives ``dL/dY``, written in place (it may be ``Y`` itself); None
+        computes the loss only.
+
+    Returns
+    -------
+    loss : float
+        The mean loss, accumulated in double.
+
+    Preconditions: ``N >= 1``, finite values, ``delta > 0``, matching shapes
+    and dtypes, ``dY`` C-contiguous. The public API validates these; empty
+    input returns NaN.
+    """
+    return _pointwise(Y, T, dY, LOSS_HUBER, delta)
+
+
+def hinge_forward_backward(Y, y, dY):
+    """L = mean_i sum_{j != y_i} max(0, Y_ij - Y_{i,y_i} + 1).
+
+    The multiclass SVM (Weston-Watkins) loss, averaged over samples and NOT
+    divided by the number of classes: ``n_classes`` times torch's
+    ``MultiMarginLoss()``. The gradient is ``1/n`` at every ``j != y_i`` whose
+    margin is positive (a margin of exactly 0 is inactive, as in torch) and
+    ``-(number of those)/n`` at ``y_i``. Margins are computed in Y's dtype in
+    torch's order, ``(1 - Y_{i,y_i}) + Y_ij``.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_classes)
+        Scores, float32 or float64; copied to C order if it is not.
+    y : ndarray of shape (n_samples,)
+        Integer class labels in ``[0, n_classes)``; converted to int64.
+    dY : ndarray of shape (n_samples, n_classes) or None
+        Receives ``dL/dY``, written in place (it may be ``Y`` itself); None
+        computes the loss only.
+
+    Returns
+    -------
+    loss : float
+        The mean loss, accumulated in double.
+
+    Preconditions: ``n_samples >= 1``, ``n_classes >= 1``, labels in range,
+    finite scores, ``dY`` C-contiguous of Y's shape and dtype. The public API
+    validates these; empty input returns NaN.
+    """
+    return _labels(Y, y, dY, True)

@@ -25,28 +25,35 @@ cdef inline floating* _p(floating[::1] a) noexcept nogil:
     return &a[0] if a.shape[0] > 0 else NULL
 
 
+cdef void sgd_c(const floating* g, Py_ssize_t n, double lr, double momentum,
+                double dampening, bint nesterov, double weight_decay, long step,
+                floating* p, floating* buf) noexcept nogil:
+    """g = grad + wd p; buf = g (step 1) or momentum buf + (1 - dampening) g;
+    g = g + momentum buf (nesterov) or buf; p -= lr g."""
+    cdef Py_ssize_t i
+    cdef double gi, bi
+    for i in range(n):
+        gi = g[i] + weight_decay * p[i]
+        if momentum != 0:
+            if step == 1:
+                bi = gi
+            else:
+                bi = momentum * buf[i] + (1.0 - dampening) * gi
+            buf[i] = <floating> bi
+            gi = gi + momentum * bi if nesterov else bi
+        p[i] = <floating> (p[i] - lr * gi)
+
+
 def sgd_update(grad, double lr, double momentum, double dampening, bint nesterov,
                double weight_decay, long step, floating[::1] param,
                floating[::1] momentum_buf):
     """g = grad + wd p; buf = g (step 1) or momentum buf + (1 - dampening) g;
     g = g + momentum buf (nesterov) or buf; p -= lr g."""
     cdef const floating[::1] G = np.ascontiguousarray(grad)
-    cdef Py_ssize_t i, n = param.shape[0]
-    cdef const floating* g = _cp(G)
-    cdef floating* p = _p(param)
-    cdef floating* buf = _p(momentum_buf) if momentum != 0 else NULL
-    cdef double gi, bi
     with nogil:
-        for i in range(n):
-            gi = g[i] + weight_decay * p[i]
-            if momentum != 0:
-                if step == 1:
-                    bi = gi
-                else:
-                    bi = momentum * buf[i] + (1.0 - dampening) * gi
-                buf[i] = <floating> bi
-                gi = gi + momentum * bi if nesterov else bi
-            p[i] = <floating> (p[i] - lr * gi)
+        sgd_c(_cp(G), param.shape[0], lr, momentum, dampening, nesterov,
+              weight_decay, step, _p(param),
+              _p(momentum_buf) if momentum != 0 else NULL)
 
 
 def adagrad_update(grad, double lr, double lr_decay, double weight_decay,

@@ -1,8 +1,14 @@
 """NumPy twin of :mod:`fastnn._kernels.losses`.
 
-Each function returns the mean loss and, unless ``dY`` is None, writes its
-gradient w.r.t. the raw outputs ``Y`` into ``dY``.
+Every loss takes raw outputs (logits) and uses mean reduction; it returns the
+mean loss as a Python float (summed in float64) and, unless ``dY`` is None,
+writes the gradient w.r.t. ``Y`` into ``dY`` in place (``dY`` may be ``Y``).
+Elementwise work runs in the input dtype. Preconditions are the kernels':
+``n_samples >= 1``, ``n_out >= 1``, matching shapes and dtypes, labels in
+range, finite values; empty input returns NaN.
 """
+
+import math
 
 import numpy as np
 
@@ -17,68 +23,152 @@ __all__ = [
 
 
 def softmax_cross_entropy_forward_backward(Y, y, dY):
-    """mean_i(logsumexp(Y_i) - Y_i[y_i]); dY = (softmax(Y) - onehot(y)) / n."""
+    """L = mean_i (logsumexp(Y_i) - Y_{i,y_i}); dY = (softmax(Y) - onehot(y)) / n.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_classes)
+    y : ndarray of shape (n_samples,), integer labels in ``[0, n_classes)``
+    dY : ndarray of shape (n_samples, n_classes) or None, written in place
+
+    Returns
+    -------
+    loss : float
+    """
+    if Y.size == 0:
+        return math.nan
     n = Y.shape[0]
     rows = np.arange(n)
-    shifted = Y.astype(np.float64) - Y.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    s = e.sum(axis=1)
-    loss = float(np.sum(np.log(s) - shifted[rows, y]) / n)
+    Z = Y - Y.max(axis=1, keepdims=True)  # z - max(z) <= 0
+    E = np.exp(Z)
+    s = E.sum(axis=1, dtype=np.float64)
+    loss = float(np.sum(np.log(s) - Z[rows, y]) / n)
     if dY is not None:
-        p = e / s[:, None]
-        p[rows, y] -= 1.0
-        dY[...] = p / n
+        dY[...] = E / s[:, None]
+        dY[rows, y] -= 1
+        dY /= n
     return loss
 
 
-def hinge_forward_backward(Y, y, dY):
-    """mean_i sum_{k != y_i} max(0, Y_ik - Y_iy_i + 1); margin 0 is inactive."""
-    n = Y.shape[0]
-    rows = np.arange(n)
-    Y64 = Y.astype(np.float64)
-    margins = Y64 - Y64[rows, y][:, None] + 1.0
-    margins[rows, y] = 0.0
-    active = margins > 0
-    loss = float(np.sum(margins[active]) / n)
+def binary_cross_entropy_forward_backward(Y, T, dY):
+    """L = mean(max(Y, 0) - Y T + log1p(exp(-|Y|))); dY = (sigmoid(Y) - T) / N.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_out), logits
+    T : ndarray of shape (n_samples, n_out), targets in ``[0, 1]``
+    dY : ndarray of shape (n_samples, n_out) or None, written in place
+
+    Returns
+    -------
+    loss : float
+    """
+    if Y.size == 0:
+        return math.nan
+    e = np.exp(-np.abs(Y))
+    loss = float(np.sum(np.maximum(Y, 0) - Y * T + np.log1p(e), dtype=np.float64))
+    loss /= Y.size
     if dY is not None:
-        g = active.astype(np.float64)
-        g[rows, y] = -active.sum(axis=1)
-        dY[...] = g / n
+        sigmoid = np.where(Y >= 0, 1, e) / (1 + e)
+        dY[...] = (sigmoid - T) / Y.size
     return loss
 
 
 def mse_forward_backward(Y, T, dY):
-    """mean((Y - T)^2); dY = 2 (Y - T) / N."""
-    d = Y.astype(np.float64) - T
+    """L = mean((Y - T)^2); dY = 2 (Y - T) / N.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_out)
+    T : ndarray of shape (n_samples, n_out)
+    dY : ndarray of shape (n_samples, n_out) or None, written in place
+
+    Returns
+    -------
+    loss : float
+    """
+    if Y.size == 0:
+        return math.nan
+    d = Y - T
+    loss = float(np.sum(d * d, dtype=np.float64)) / d.size
     if dY is not None:
-        dY[...] = 2.0 * d / d.size
-    return float(np.sum(d * d) / d.size)
+        dY[...] = d * (2 / d.size)
+    return loss
 
 
 def mae_forward_backward(Y, T, dY):
-    """mean|Y - T|; dY = sign(Y - T) / N."""
-    d = Y.astype(np.float64) - T
+    """L = mean(|Y - T|); dY = sign(Y - T) / N, with sign(0) = 0.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_out)
+    T : ndarray of shape (n_samples, n_out)
+    dY : ndarray of shape (n_samples, n_out) or None, written in place
+
+    Returns
+    -------
+    loss : float
+    """
+    if Y.size == 0:
+        return math.nan
+    d = Y - T
+    loss = float(np.sum(np.abs(d), dtype=np.float64)) / d.size
     if dY is not None:
         dY[...] = np.sign(d) / d.size
-    return float(np.sum(np.abs(d)) / d.size)
+    return loss
 
 
 def huber_forward_backward(Y, T, delta, dY):
-    """mean(0.5 d^2 if |d| < delta else delta (|d| - delta / 2)), d = Y - T."""
-    d = Y.astype(np.float64) - T
-    small = np.abs(d) < delta
-    loss = np.where(small, 0.5 * d * d, delta * (np.abs(d) - 0.5 * delta))
+    """L = mean(0.5 d^2 if |d| < delta else delta (|d| - delta/2)), d = Y - T;
+    dY = clip(d, -delta, delta) / N.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_out)
+    T : ndarray of shape (n_samples, n_out)
+    delta : float, ``> 0``
+    dY : ndarray of shape (n_samples, n_out) or None, written in place
+
+    Returns
+    -------
+    loss : float
+    """
+    if Y.size == 0:
+        return math.nan
+    d = Y - T
+    a = np.abs(d)
+    per_element = np.where(a < delta, 0.5 * d * d, delta * (a - 0.5 * delta))
+    loss = float(np.sum(per_element, dtype=np.float64)) / d.size
     if dY is not None:
-        dY[...] = np.where(small, d, delta * np.sign(d)) / d.size
-    return float(np.sum(loss) / d.size)
+        dY[...] = np.clip(d, -delta, delta) / d.size
+    return loss
 
 
-def binary_cross_entropy_forward_backward(Y, T, dY):
-    """mean(max(x, 0) - x t + log1p(exp(-|x|))); dY = (sigmoid(x) - t) / N."""
-    x = Y.astype(np.float64)
-    e = np.exp(-np.abs(x))
-    loss = np.maximum(x, 0) - x * T + np.log1p(e)
+def hinge_forward_backward(Y, y, dY):
+    """L = mean_i sum_{j != y_i} max(0, Y_ij - Y_{i,y_i} + 1), not divided by
+    n_classes; dY_ij = [margin_ij > 0] / n for j != y_i, minus their count / n
+    at y_i.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_classes)
+    y : ndarray of shape (n_samples,), integer labels in ``[0, n_classes)``
+    dY : ndarray of shape (n_samples, n_classes) or None, written in place
+
+    Returns
+    -------
+    loss : float
+    """
+    if Y.size == 0:
+        return math.nan
+    n = Y.shape[0]
+    rows = np.arange(n)
+    margin = (1 - Y[rows, y])[:, None] + Y  # torch's order, in Y's dtype
+    margin[rows, y] = 0
+    active = margin > 0
+    loss = float(np.sum(margin, where=active, dtype=np.float64)) / n
     if dY is not None:
-        sig = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-        dY[...] = (sig - T) / x.size
-    return float(np.sum(loss) / x.size)
+        dY[...] = active
+        dY[rows, y] = -active.sum(axis=1)
+        dY /= n
+    return loss
