@@ -27,8 +27,11 @@ directives = {
 if sys.platform == "win32":
     compile_args = ["/O2"]
 else:
-    # -fno-math-errno lets gcc vectorize sqrt (nothing here reads errno).
-    compile_args = ["-O0", "-g"] if DEBUG else ["-O3", "-fno-math-errno"]
+    # Nothing here reads errno or the floating-point exception flags, so gcc
+    # may vectorize sqrt (-fno-math-errno) and turn branches that select
+    # between two computed values into vector blends (-fno-trapping-math).
+    compile_args = (["-O0", "-g"] if DEBUG
+                    else ["-O3", "-fno-math-errno", "-fno-trapping-math"])
 
 # Development only: FASTNN_KERNELS=dense,losses builds just those modules.
 only = {m for m in os.environ.get("FASTNN_KERNELS", "").split(",") if m}

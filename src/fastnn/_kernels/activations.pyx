@@ -259,7 +259,8 @@ cdef void act_backward(const floating* Z, const floating* Y,
     elif act == ACT_RELU:
         # 1 if y > 0 else 0 (relu'(0) = 0)
         for i in range(n):
-            dZ[i] = dY[i] if Y[i] > 0 else 0
+            z = dY[i]  # loaded unconditionally so that the select vectorizes
+            dZ[i] = z if Y[i] > 0 else 0
     elif act == ACT_LEAKY_RELU:
         # 1 if y > 0 else slope (at 0 too)
         for i in range(n):

@@ -137,31 +137,31 @@ cdef void adam_c(const floating* g, Py_ssize_t n, double lr, double beta1,
                  bint amsgrad, long step, floating* p, floating* m, floating* v,
                  floating* vmax) noexcept nogil:
     """m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
-    p -= lr / bc1 * m / (sqrt(v or max v) / sqrt(bc2) + eps)."""
+    p -= lr / bc1 * m / (sqrt(v or max v) / sqrt(bc2) + eps).
+
+    The element math runs in the arrays' dtype, as torch's does, so that the
+    float32 loop vectorizes at full width; the step constants are formed in
+    double first."""
     cdef Py_ssize_t i
-    cdef double bc1 = 1.0 - beta1 ** step
-    cdef double bc2_sqrt = sqrt(1.0 - beta2 ** step)
-    cdef double step_size = lr / bc1
-    cdef double decay = 1.0 - lr * weight_decay
-    cdef double gi, mi, vi, pi
+    cdef floating step_size = <floating> (lr / (1.0 - beta1 ** step))
+    cdef floating inv_bc2_sqrt = <floating> (1.0 / sqrt(1.0 - beta2 ** step))
+    # decoupled (AdamW): p *= 1 - lr wd; coupled (Adam): g += wd p.
+    cdef floating decay = <floating> (1.0 - lr * weight_decay) if decoupled else 1
+    cdef floating wd = 0 if decoupled else <floating> weight_decay
+    cdef floating b1c = <floating> (1.0 - beta1), b2 = <floating> beta2
+    cdef floating b2c = <floating> (1.0 - beta2), e = <floating> eps
+    cdef floating gi, mi, vi, pi
     for i in range(n):
-        pi = p[i]
-        gi = g[i]
-        if decoupled:
-            pi = pi * decay
-        else:
-            gi = gi + weight_decay * pi
-        mi = m[i] + (1.0 - beta1) * (gi - m[i])
-        vi = beta2 * v[i] + (1.0 - beta2) * gi * gi
-        m[i] = <floating> mi
-        v[i] = <floating> vi
-        mi = m[i]
-        vi = v[i]
+        pi = p[i] * decay
+        gi = g[i] + wd * pi
+        mi = m[i] + b1c * (gi - m[i])
+        vi = b2 * v[i] + b2c * gi * gi
+        m[i] = mi
+        v[i] = vi
         if amsgrad:
-            if vmax[i] > vi:
-                vi = vmax[i]
-            vmax[i] = <floating> vi
-        p[i] = <floating> (pi - step_size * mi / (sqrt(vi) / bc2_sqrt + eps))
+            vi = vmax[i] if vmax[i] > vi else vi
+            vmax[i] = vi
+        p[i] = pi - step_size * mi / (sqrt(vi) * inv_bc2_sqrt + e)
 
 
 def _adam(grad, double lr, double beta1, double beta2, double eps,
