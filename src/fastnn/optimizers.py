@@ -92,7 +92,7 @@ class Optimizer:
                 total = math.sqrt(sum(ops.global_norm(grads[s:e]) ** 2
                                       for s, e in runs))
                 coef = self.clip_norm / (total + 1e-6)
-                if coef < 1:
+                if not coef >= 1:  # NaN norm: NaN everywhere, as torch
                     for s, e in runs:
                         grads[s:e] *= coef
         for s, e in runs:

@@ -8,12 +8,11 @@ the derivative at 0 (``relu'(0) = 0``, ``leaky_relu'(0) = slope``, elu and selu
 take their ``x <= 0`` branch).
 """
 from cython cimport floating
-from libc.math cimport (
-    erfc, erfcf, exp, expf, expm1, expm1f, fabs, fabsf, log1p, log1pf, tanh,
-    tanhf,
-)
+from libc.math cimport erfc, erfcf, fabs, fabsf
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
+
+from fastnn._kernels.vecmath cimport row_max, row_sum, vexp, vexpm1, vlog1p, vtanh
 
 import numpy as np
 
@@ -62,27 +61,6 @@ cdef enum:
 # --------------------------------------------------------------------------
 # Scalar helpers: the float versions of libm when floating is float.
 
-cdef inline floating _exp(floating x) noexcept nogil:
-    if floating is float:
-        return expf(x)
-    else:
-        return exp(x)
-
-
-cdef inline floating _expm1(floating x) noexcept nogil:
-    if floating is float:
-        return expm1f(x)
-    else:
-        return expm1(x)
-
-
-cdef inline floating _log1p(floating x) noexcept nogil:
-    if floating is float:
-        return log1pf(x)
-    else:
-        return log1p(x)
-
-
 cdef inline floating _erfc(floating x) noexcept nogil:
     if floating is float:
         return erfcf(x)
@@ -99,14 +77,14 @@ cdef inline floating _fabs(floating x) noexcept nogil:
 
 cdef inline floating _sigmoid(floating z) noexcept nogil:
     """1 / (1 + exp(-z)), from exp(-|z|) so that it never overflows."""
-    cdef floating e = _exp(-_fabs(z))
+    cdef floating e = vexp(-_fabs(z))
     cdef floating r = 1 / (1 + e)
     return r if z >= 0 else e * r
 
 
 cdef inline void _sigmoid_pair(floating z, floating* s, floating* c) noexcept nogil:
     """s = sigmoid(z) and c = 1 - s = sigmoid(-z), both to full precision."""
-    cdef floating e = _exp(-_fabs(z))
+    cdef floating e = vexp(-_fabs(z))
     cdef floating r = 1 / (1 + e)
     if z >= 0:
         s[0] = r
@@ -155,10 +133,7 @@ cdef void act_forward(const floating* Z, Py_ssize_t n, int act, double alpha,
             Y[i] = _sigmoid(Z[i])
     elif act == ACT_TANH:
         for i in range(n):
-            if floating is float:
-                Y[i] = tanhf(Z[i])
-            else:
-                Y[i] = tanh(Z[i])
+            Y[i] = vtanh(Z[i])
     elif act == ACT_RELU:
         # 0 if z <= 0 else z: NaN propagates as in torch.
         for i in range(n):
@@ -170,12 +145,15 @@ cdef void act_forward(const floating* Z, Py_ssize_t n, int act, double alpha,
             Y[i] = z if z > 0 else a * z
     elif act == ACT_ELU:
         for i in range(n):
+            # both branches computed, then selected: the loop vectorizes
             z = Z[i]
-            Y[i] = z if z > 0 else a * _expm1(z)
+            u = a * vexpm1(z)
+            Y[i] = z if z > 0 else u
     elif act == ACT_SELU:
         for i in range(n):
             z = Z[i]
-            Y[i] = sc * z if z > 0 else sa * _expm1(z)
+            u = sa * vexpm1(z)
+            Y[i] = sc * z if z > 0 else u
     elif act == ACT_SILU:
         for i in range(n):
             z = Z[i]
@@ -195,10 +173,8 @@ cdef void act_forward(const floating* Z, Py_ssize_t n, int act, double alpha,
         # log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)); z above the threshold
         for i in range(n):
             z = Z[i]
-            if z > thr:
-                Y[i] = z
-            else:
-                Y[i] = (z if z > 0 else 0) + _log1p(_exp(-_fabs(z)))
+            u = (z if z > 0 else 0) + vlog1p(vexp(-_fabs(z)))
+            Y[i] = z if z > thr else u
 
 
 cdef void bias_act_forward(floating* Z, const floating* b, Py_ssize_t rows,
@@ -286,7 +262,7 @@ cdef void act_backward(const floating* Z, const floating* Y,
         for i in range(n):
             z = Z[i]
             dZ[i] = dY[i] * ((<floating> 0.5) * _erfc(-z * r2)
-                             + z * ip * _exp((<floating> -0.5) * z * z))
+                             + z * ip * vexp((<floating> -0.5) * z * z))
     elif act == ACT_GELU_TANH:
         # s + 2 z s (1 - s) sqrt(2/pi) (1 + 3 kappa z^2), s = sigmoid(2u)
         for i in range(n):
@@ -311,24 +287,18 @@ cdef void softmax_forward_c(const floating* X, Py_ssize_t rows, Py_ssize_t cols,
     cdef Py_ssize_t r, j
     cdef const floating* x
     cdef floating* y
-    cdef floating m, e
+    cdef floating m
     cdef floating inv_t = <floating> (1.0 / temperature)
-    cdef double s, inv_s
+    cdef double inv_s
     if cols <= 0:
         return
     for r in range(rows):
         x = X + r * cols
         y = Y + r * cols
-        m = x[0]
-        for j in range(1, cols):
-            if x[j] > m:
-                m = x[j]
-        s = 0.0
+        m = row_max(x, cols)
         for j in range(cols):
-            e = _exp((x[j] - m) * inv_t)
-            y[j] = e
-            s += e
-        inv_s = 1.0 / s
+            y[j] = vexp((x[j] - m) * inv_t)
+        inv_s = 1.0 / row_sum(y, cols)
         for j in range(cols):
             y[j] = <floating> (y[j] * inv_s)
 

@@ -17,6 +17,8 @@ from cython cimport floating
 from libc.math cimport NAN, exp, fabs, log, log1p
 from libc.stdint cimport int64_t
 
+from fastnn._kernels.vecmath cimport row_max, row_sum, row_sum_exp, vexp
+
 import numpy as np
 
 __all__ = [
@@ -47,6 +49,7 @@ cdef double softmax_cross_entropy_c(const floating* Y, const int64_t* y,
     cdef Py_ssize_t i, j
     cdef const floating* z
     cdef floating* g
+    cdef floating mf
     cdef double m, s, e, zy, total = 0.0, inv_n
     if n == 0 or k == 0:
         return NAN
@@ -54,21 +57,17 @@ cdef double softmax_cross_entropy_c(const floating* Y, const int64_t* y,
     for i in range(n):
         z = Y + i * k
         zy = z[y[i]]  # read before dY (which may alias Y) is written
-        m = z[0]
-        for j in range(1, k):
-            if z[j] > m:
-                m = z[j]
-        s = 0.0
+        mf = row_max(z, k)
+        m = mf
         if dY == NULL:
-            for j in range(k):
-                s += exp(z[j] - m)
+            s = row_sum_exp(z, mf, k)
         else:
             g = dY + i * k
-            # g = exp(z - m), s = sum(g)
+            # g = exp(z - m), s = sum(g): two passes, so that the first
+            # vectorizes (a float sum is not reordered by the compiler)
             for j in range(k):
-                e = exp(z[j] - m)
-                s += e
-                g[j] = <floating> e
+                g[j] = vexp(z[j] - mf)
+            s = row_sum(g, k)
             # g = (softmax(z) - onehot(y)) / n
             e = inv_n / s
             for j in range(k):

@@ -2,7 +2,9 @@
 
 Each kernel follows torch.optim's documented single-tensor algorithm, reading
 and writing every element of the parameter and its state once. Element math
-runs in double and is stored in the arrays' dtype. ``grad`` is never written
+runs in double and is stored in the arrays' dtype, except in Adam and AdamW,
+which compute in the arrays' dtype (as torch does) so that their float32 loop
+vectorizes at full width. ``grad`` is never written
 (except by ``clip_grad_norm``). ``step`` is the 1-based step count after
 incrementing, as in torch. Precondition: all arrays share one length and dtype.
 """
@@ -273,7 +275,7 @@ def clip_grad_norm(floating[::1] grad, double max_norm):
     with nogil:
         total = sqrt(sumsq_c(g, n))
         coef = max_norm / (total + 1e-6)
-        if coef < 1.0:
+        if not coef >= 1.0:  # NaN norm: NaN everywhere, as torch
             for i in range(n):
                 g[i] = <floating> (g[i] * coef)
     return total

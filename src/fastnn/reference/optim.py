@@ -117,6 +117,6 @@ def clip_grad_norm(grad, max_norm):
     """grad *= max_norm / (||grad|| + 1e-6) when that is < 1; returns ||grad||."""
     total = global_norm(grad)
     coef = max_norm / (total + 1e-6)
-    if coef < 1:
+    if not coef >= 1:  # NaN norm: NaN everywhere, as torch
         grad *= coef
     return total
