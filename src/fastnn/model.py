@@ -218,11 +218,34 @@ class Sequential:
                 H = layer.forward(self.ops, H, ws, stop - start, False, None)
             yield start, stop, H
 
+    def _dense_stack(self):
+        """The one-call inference pass of an all-Dense model (None otherwise),
+        made once; it reads the weights in place, so it stays current."""
+        stack = self.__dict__.get("_stack", False)
+        if stack is False:
+            from fastnn.layers import Dense
+
+            stack = None
+            if self.built and all(type(la) is Dense for la in self.layers):
+                stack = self.ops.DenseStack(
+                    [(la.params["weight"], la.params["bias"], la.activation.name,
+                      la.alpha) for la in self.layers])
+            self._stack = stack
+        return stack
+
     def predict(self, X, batch_size=None):
         """The last layer's raw outputs, shape (n_samples, n_outputs).
 
         Thread-safe: each call uses its own buffers and never changes the model.
         """
+        stack = self._dense_stack()
+        if (stack is not None and batch_size is None and type(X) is np.ndarray
+                and X.ndim == 2):
+            # Fast path: the stack checks X itself (dtype, shape, layout,
+            # finiteness) and declines anything that needs converting or an error.
+            out = np.empty((len(X), self.output_dim), self.dtype)
+            if stack.forward(X, out):
+                return out
         X = self._check_X(X)
         batch_size = self._check_batch_size(batch_size, INFERENCE_BATCH)
         out = np.empty((X.shape[0], self.output_dim), self.dtype)

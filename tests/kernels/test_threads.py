@@ -42,3 +42,20 @@ def test_concurrent_kernels_equal_serial():
             assert l1 == l2
             np.testing.assert_array_equal(dx1, dx2)
             np.testing.assert_array_equal(p1, p2)
+
+
+def test_concurrent_predict_on_one_model_equals_serial():
+    # One model shared by threads: DenseStack.forward's scratch is per call.
+    import fastnn
+
+    model = fastnn.Sequential([fastnn.Dense(64, "tanh"), fastnn.Dense(32, "relu"),
+                               fastnn.Dense(10)], input_dim=20, seed=0)
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal((n, 20)).astype(np.float32)
+              for n in (1, 7, 600, 1, 33, 1100) * 4]
+    serial = [model.predict(X) for X in inputs]
+    for _ in range(3):
+        with ThreadPoolExecutor(8) as pool:
+            parallel = list(pool.map(model.predict, inputs))
+        for a, b in zip(serial, parallel):
+            np.testing.assert_array_equal(a, b)

@@ -1,4 +1,5 @@
-"""A whole training step of a Dense-only MLP in one nogil call.
+"""A whole training step of a Dense-only MLP in one nogil call, and its
+inference forward pass in another.
 
 For a stack of Dense layers trained with a single flat parameter buffer,
 ``MLPPlan.run`` does, for each minibatch: gather the rows of ``X`` and the
@@ -24,7 +25,7 @@ from fastnn._kernels.optim cimport adam_c, sgd_c
 
 import numpy as np
 
-__all__ = ["MLPPlan"]
+__all__ = ["DenseStack", "MLPPlan"]
 
 #: loss name -> code; the label losses come first.
 LOSS_CODES = {"softmax_cross_entropy": 0, "hinge": 1, "mse": 2, "mae": 3,
@@ -271,3 +272,130 @@ cdef class MLPPlan:
             for i in range(k * self.n_out):
                 hits += (out[i] > 0) == (values[i] > 0.5)
         return hits
+
+
+cdef enum:
+    # Rows per block of DenseStack.forward: big enough for efficient GEMMs,
+    # small enough that the two scratch blocks stay a few MB.
+    STACK_ROWS = 512
+
+
+cdef struct StackLayer:
+    void* W
+    void* b
+    Py_ssize_t n_in
+    Py_ssize_t n_out
+    int act
+    double alpha
+
+
+cdef class DenseStack:
+    """The inference forward pass of a stack of Dense layers, in one nogil call.
+
+    Parameters
+    ----------
+    layers : list of tuples ``(W, b, activation, alpha)``
+        ``W`` (out, in) and ``b`` (out,) C-contiguous, all of one dtype. They
+        are read at every call (so later in-place weight updates are seen) and
+        must stay alive and unmoved; the stack keeps references to them.
+
+    ``forward`` is thread-safe: its scratch memory is its own per call, and
+    it only reads the weights.
+    """
+
+    cdef StackLayer* layers
+    cdef int n_layers
+    cdef list keep
+    cdef object dtype
+    cdef Py_ssize_t n_in, n_out, width
+
+    def __cinit__(self):
+        self.layers = NULL
+
+    def __init__(self, layers):
+        cdef int i
+        self.keep = list(layers)
+        self.n_layers = len(layers)
+        self.layers = <StackLayer*> malloc(max(self.n_layers, 1) * sizeof(StackLayer))
+        if self.layers == NULL:
+            raise MemoryError()
+        self.width = 1
+        for i, (W, b, act, alpha) in enumerate(layers):
+            self.layers[i].W = _addr(W)
+            self.layers[i].b = _addr(b)
+            self.layers[i].n_in = W.shape[1]
+            self.layers[i].n_out = W.shape[0]
+            self.layers[i].act = ACTIVATION_CODES[act]
+            self.layers[i].alpha = alpha
+            self.width = max(self.width, W.shape[0])
+        self.dtype = layers[0][0].dtype
+        self.n_in = self.layers[0].n_in
+        self.n_out = self.layers[self.n_layers - 1].n_out
+
+    def __dealloc__(self):
+        if self.layers != NULL:
+            free(self.layers)
+
+    def forward(self, X, out):
+        """out = the stack applied to X, when X is a C-contiguous finite 2-D
+        array of the stack's dtype with ``n_in`` columns and at least one row.
+
+        Returns
+        -------
+        bool
+            False, with ``out`` unwritten, when X is anything else (the caller
+            then validates X the slow way, which converts it or says what is
+            wrong). ``out`` must be (n_samples, n_out) of the same dtype.
+        """
+        cdef int status
+        if (type(X) is not np.ndarray or X.dtype != self.dtype or X.ndim != 2
+                or X.shape[0] == 0 or X.shape[1] != self.n_in
+                or not X.flags.c_contiguous):
+            return False
+        if self.dtype == np.float32:
+            status = self._forward_typed[float](X, out)
+        else:
+            status = self._forward_typed[double](X, out)
+        if status < 0:
+            raise MemoryError()
+        return status == 1
+
+    cdef int _forward_typed(self, const floating[:, ::1] X,
+                            floating[:, ::1] out) except? -2:
+        cdef int status
+        with nogil:
+            status = self._run(&X[0, 0], X.shape[0], &out[0, 0])
+        return status
+
+    cdef int _run(self, const floating* X, Py_ssize_t n,
+                  floating* out) noexcept nogil:
+        """1: done; 0: X has a non-finite value (nothing written); -1: no memory."""
+        cdef Py_ssize_t i, r0, k, l
+        cdef Py_ssize_t rows = n if n < STACK_ROWS else STACK_ROWS
+        cdef floating* scratch
+        cdef floating* bufs[2]
+        cdef const floating* inp
+        cdef floating* dst
+        cdef StackLayer* L
+        for i in range(n * self.n_in):
+            if not isfinite(X[i]):
+                return 0
+        scratch = <floating*> malloc(2 * rows * self.width * sizeof(floating))
+        if scratch == NULL:
+            return -1
+        bufs[0] = scratch
+        bufs[1] = scratch + rows * self.width
+        r0 = 0
+        while r0 < n:
+            k = rows if r0 + rows <= n else n - r0
+            inp = X + r0 * self.n_in
+            for l in range(self.n_layers):
+                L = &self.layers[l]
+                dst = (out + r0 * self.n_out if l == self.n_layers - 1
+                       else bufs[l % 2])
+                dense_forward_c(inp, <floating*> L.W, <floating*> L.b, k, L.n_in,
+                                L.n_out, L.act, L.alpha, dst, dst)
+                inp = dst
+            r0 += k
+        free(scratch)
+        return 1

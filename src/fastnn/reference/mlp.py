@@ -7,7 +7,7 @@ import numpy as np
 
 from fastnn.reference import dense, gather, losses, optim
 
-__all__ = ["MLPPlan"]
+__all__ = ["DenseStack", "MLPPlan"]
 
 _LOSSES = {"softmax_cross_entropy": losses.softmax_cross_entropy_forward_backward,
            "hinge": losses.hinge_forward_backward,
@@ -93,3 +93,27 @@ class MLPPlan:
             self._update(lr, opt_step)
             done += 1
         return loss_sum, correct, done
+
+
+class DenseStack:
+    """See :class:`fastnn._kernels.mlp.DenseStack`; same arguments and results."""
+
+    def __init__(self, layers):
+        self.layers = list(layers)
+        self.dtype = self.layers[0][0].dtype
+        self.n_in = self.layers[0][0].shape[1]
+
+    def forward(self, X, out):
+        if (type(X) is not np.ndarray or X.dtype != self.dtype or X.ndim != 2
+                or X.shape[0] == 0 or X.shape[1] != self.n_in
+                or not X.flags.c_contiguous):
+            return False
+        if not np.isfinite(X).all():
+            return False
+        H = X
+        for W, b, act, alpha in self.layers:
+            Y = np.empty((H.shape[0], W.shape[0]), self.dtype)
+            dense.dense_forward(H, W, b, act, alpha, Y)
+            H = Y
+        out[...] = H
+        return True
