@@ -11,6 +11,8 @@ incrementing, as in torch. Precondition: all arrays share one length and dtype.
 from cython cimport floating
 from libc.math cimport sqrt
 
+from fastnn._kernels.vecmath cimport vsqrt
+
 import numpy as np
 
 __all__ = [
@@ -163,7 +165,7 @@ cdef void adam_c(const floating* g, Py_ssize_t n, double lr, double beta1,
         if amsgrad:
             vi = vmax[i] if vmax[i] > vi else vi
             vmax[i] = vi
-        p[i] = pi - step_size * mi / (sqrt(vi) * inv_bc2_sqrt + e)
+        p[i] = pi - step_size * mi / (vsqrt(vi) * inv_bc2_sqrt + e)
 
 
 def _adam(grad, double lr, double beta1, double beta2, double eps,

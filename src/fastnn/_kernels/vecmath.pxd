@@ -3,13 +3,21 @@
 # inline ones of vecmath.h (libm's are opaque calls, one element at a time);
 # for double they are libm's.
 from cython cimport floating
-from libc.math cimport exp, expm1, log1p, tanh
+from libc.math cimport exp, expm1, log1p, sqrt, sqrtf, tanh
 
 cdef extern from "vecmath.h" nogil:
     float fnn_expf(float x)
     float fnn_expm1f(float x)
     float fnn_log1pf(float u)
     float fnn_tanhf(float x)
+
+
+cdef inline floating vsqrt(floating x) noexcept nogil:
+    """sqrtf for float: libm's sqrt would round-trip through double."""
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
 
 
 cdef inline floating vexp(floating x) noexcept nogil:
