@@ -26,7 +26,10 @@ def test_unit_normal_init_saturates(experiment):
     rows = _hidden(experiment["tanh N(0, 1)"]["rows"])
     for r in rows[len(rows) // 2:]:
         assert r["saturated"] > 0.5
-    assert experiment["tanh N(0, 1)"]["verdict"] == "saturated"
+    # saturated units pass gradients down amplified: N(0, 1) weights with
+    # fan-in 500 multiply them by ~sqrt(500) * tanh' per layer
+    assert experiment["tanh N(0, 1)"]["verdict"] == "exploding"
+    assert experiment["tanh N(0, 1)"]["saturation"] > 0.5
 
 
 def test_glorot_stays_healthy(experiment):
@@ -41,6 +44,19 @@ def test_relu_he_keeps_scale_better_than_glorot(experiment):
     he = _hidden(experiment["relu He"]["rows"])
     assert he[-1]["std"] / he[0]["std"] > 3 * glorot[-1]["std"] / glorot[0]["std"]
     assert 0.3 < he[-1]["std"] / he[0]["std"] < 3
+    # He et al. (2015): Glorot's scale halves the signal per ReLU layer both
+    # ways, He's keeps it
+    assert experiment["relu Glorot"]["verdict"] == "vanishing"
+    assert experiment["relu He"]["verdict"] == "healthy"
+
+
+def test_small_init_vanishes_backward_not_in_weight_gradients(experiment):
+    # Glorot & Bengio (2010), section 4.2.1: in the linear regime the weight
+    # gradients keep their scale across layers while the back-propagated
+    # gradients shrink toward the input.
+    res = experiment["tanh N(0, 0.01)"]
+    assert res["ratio"] < 1e-4
+    assert 0.5 < res["weight_ratio"] < 2
 
 
 def test_layer_stats_leaves_model_unchanged():

@@ -265,8 +265,7 @@ def cmd_diagnose(args):
         model = fastnn.load(args.model)
         X, y = load_data(args.data, args.label_column)
         rows = diagnostics.layer_stats(model, X, y, keep_values=bool(args.plot))
-        results = {args.model: {"rows": rows, "ratio": diagnostics.gradient_ratio(rows),
-                                "verdict": diagnostics.verdict(rows)}}
+        results = {args.model: diagnostics.summarize(rows)}
     else:
         if args.depth < 2 or args.width < 1 or args.samples < 2:
             raise CLIError("diagnose: need --depth >= 2, --width >= 1, --samples >= 2")

@@ -140,38 +140,48 @@ def layer_stats(model, X, y, loss=None, keep_values=False):
     return rows
 
 
-def gradient_ratio(rows):
-    """First-layer over last-hidden-layer weight-gradient norm."""
-    norms = [r["grad_norm"] for r in rows if r["grad_norm"] is not None]
-    hidden = norms[:-1] if len(norms) > 2 else norms
-    if len(hidden) < 2 or hidden[-1] == 0:
+def _first_last_hidden(rows, key):
+    values = [r[key] for r in rows
+              if r[key] is not None and r["activation"] not in (None, "identity")]
+    if len(values) < 2 or values[-1] == 0:
         return float("nan")
-    return hidden[0] / hidden[-1]
+    return values[0] / values[-1]
+
+
+def gradient_ratio(rows):
+    """First over last hidden layer's back-propagated gradient norm (w.r.t.
+    the pre-activations): below 1, the gradient shrinks on its way down."""
+    return _first_last_hidden(rows, "backprop_norm")
+
+
+def weight_gradient_ratio(rows):
+    """First over last hidden layer's weight-gradient norm. Glorot & Bengio
+    (2010) show it can stay near 1 while activations and back-propagated
+    gradients vanish in opposite directions, so the verdict does not use it."""
+    return _first_last_hidden(rows, "grad_norm")
 
 
 def verdict(rows):
-    """``"vanishing"``, ``"exploding"``, ``"saturated"`` or ``"healthy"``.
-
-    Vanishing: the activation std falls below 1e-2 of the first layer's by
-    the last hidden layer, or the gradient ratio is below 0.1. Exploding: the
-    gradient ratio is above 10. Saturated: over half the units of the deeper
-    layers are saturated (their gradients vanish through the flat tanh).
-    """
-    hidden = [r for r in rows if r["activation"] not in (None, "identity")]
+    """``"vanishing"``, ``"exploding"`` or ``"healthy"``, from
+    :func:`gradient_ratio`: below 0.1, above 10, or in between;
+    ``"undetermined"`` with fewer than two hidden layers to compare."""
     ratio = gradient_ratio(rows)
-    if hidden:
-        deep = hidden[len(hidden) // 2:]
-        sat = [r["saturated"] for r in deep if r["saturated"] is not None]
-        if sat and min(sat) > 0.5:
-            return "saturated"
-        if hidden[0]["std"] > 0 and hidden[-1]["std"] < 1e-2 * hidden[0]["std"]:
-            return "vanishing"
-    if not math.isnan(ratio):
-        if ratio < 0.1:
-            return "vanishing"
-        if ratio > 10:
-            return "exploding"
+    if math.isnan(ratio):
+        return "undetermined"
+    if ratio < 0.1:
+        return "vanishing"
+    if ratio > 10:
+        return "exploding"
     return "healthy"
+
+
+def deep_saturation(rows):
+    """The smallest saturated fraction over the deeper half of the hidden
+    layers (None for activations that do not saturate)."""
+    hidden = [r for r in rows if r["activation"] not in (None, "identity")]
+    sat = [r["saturated"] for r in hidden[len(hidden) // 2:]
+           if r["saturated"] is not None]
+    return min(sat) if sat else None
 
 
 def gradient_check(model, X, y, loss=None, eps=1e-6, max_params=500, seed=0):
@@ -257,25 +267,38 @@ def depth_experiment(depth=10, width=500, n_samples=500, n_classes=10,
         model = Sequential(layers, input_dim=width, dtype="float64", seed=seed,
                            backend=backend)
         rows = layer_stats(model, X, y, "softmax_cross_entropy", keep_values)
-        results[name] = {"rows": rows, "ratio": gradient_ratio(rows),
-                         "verdict": verdict(rows)}
+        results[name] = summarize(rows)
     return results
+
+
+def summarize(rows):
+    """``{"rows", "ratio", "weight_ratio", "saturation", "verdict"}`` of one
+    set of :func:`layer_stats` rows."""
+    return {"rows": rows, "ratio": gradient_ratio(rows),
+            "weight_ratio": weight_gradient_ratio(rows),
+            "saturation": deep_saturation(rows), "verdict": verdict(rows)}
 
 
 def format_report(results):
     """The text table ``fastnn diagnose`` prints."""
     lines = []
     for name, res in results.items():
-        lines.append(f"== {name}: {res['verdict']} "
-                     f"(grad norm first/last hidden = {res['ratio']:.3g})")
+        sat = res.get("saturation")
+        lines.append(
+            f"== {name}: {res['verdict']}"
+            + (f", deep layers {sat:.0%} saturated" if sat and sat > 0.5 else "")
+            + f" (first/last hidden layer: back-propagated gradient norm "
+            f"{res['ratio']:.3g}, weight gradient norm {res['weight_ratio']:.3g})")
         lines.append(f"{'layer':>5} {'act mean':>10} {'act std':>10} {'saturated':>9} "
-                     f"{'dead':>6} {'grad norm':>10} {'bprop std':>10}")
+                     f"{'dead':>6} {'W grad norm':>11} {'bprop norm':>10} "
+                     f"{'bprop std':>10}")
         for r in res["rows"]:
             sat = "-" if r["saturated"] is None else f"{r['saturated']:.1%}"
             dead = "-" if r["dead"] is None else f"{r['dead']:.1%}"
             gn = "-" if r["grad_norm"] is None else f"{r['grad_norm']:.3e}"
             lines.append(f"{r['layer'] + 1:>5} {r['mean']:>10.3e} {r['std']:>10.3e} "
-                         f"{sat:>9} {dead:>6} {gn:>10} {r['backprop_std']:>10.3e}")
+                         f"{sat:>9} {dead:>6} {gn:>11} {r['backprop_norm']:>10.3e} "
+                         f"{r['backprop_std']:>10.3e}")
         lines.append("")
     return "\n".join(lines)
 
