@@ -168,3 +168,22 @@ def test_fuzz_fit_never_crashes(n, y, batch, epochs, loss):
     except (ValueError, TypeError):
         return
     assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+@pytest.mark.parametrize("layer", [fastnn.Dense, lambda name, alpha: fastnn.Activation(name, alpha=alpha)],
+                         ids=["Dense", "Activation"])
+def test_activation_parameter_is_checked(layer):
+    # The backward kernels take the branch from the sign of the output, which
+    # needs leaky_relu's slope >= 0 and elu's alpha > 0.
+    make = (lambda name, alpha: layer(4, name, alpha=alpha)) if layer is fastnn.Dense else layer
+    with pytest.raises(ValueError, match="alpha: must be >= 0.0, got -0.1"):
+        make("leaky_relu", -0.1)
+    with pytest.raises(ValueError, match="alpha: must be > 0.0, got 0.0"):
+        make("elu", 0.0)
+    with pytest.raises(ValueError, match="alpha: relu takes no parameter"):
+        make("relu", 0.3)
+    with pytest.raises(TypeError, match="alpha: must be a number"):
+        make("elu", "1")
+    assert make("leaky_relu", 0.0).alpha == 0.0
+    assert make("elu", 0.5).alpha == 0.5
+    assert make("relu", None).alpha == 0.0

@@ -8,7 +8,7 @@ NumPy twins (:mod:`fastnn.reference.activations`).
 import math
 from dataclasses import dataclass
 
-from fastnn._validation import check_choice
+from fastnn._validation import check_choice, check_float
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,10 @@ ACTIVATIONS = {spec.name: spec for spec in _SPECS}
 ALIASES = {"linear": "identity", "logistic": "sigmoid", "swish": "silu"}
 #: Every accepted name, canonical or alias.
 NAMES = tuple(sorted(set(ACTIVATIONS) | set(ALIASES)))
+#: Lower bound of alpha (and whether it is exclusive) for the activations that
+#: take one. The backward kernels read the branch from the sign of the output,
+#: which needs a slope >= 0 (leaky_relu) and alpha > 0 (elu).
+ALPHA_BOUNDS = {"leaky_relu": (0.0, False), "elu": (0.0, True)}
 #: The init ``"auto"`` uses for the layers ``PReLU`` and ``Maxout`` feed.
 PRELU_INIT = ("he_uniform", math.sqrt(2))
 
@@ -63,3 +67,16 @@ def get_activation(name):
         name = "identity"
     check_choice("activation", name, NAMES)
     return ACTIVATIONS[ALIASES.get(name, name)]
+
+
+def check_alpha(spec, alpha):
+    """The activation's parameter: its default for None, else validated."""
+    if alpha is None:
+        return spec.alpha
+    if spec.name not in ALPHA_BOUNDS:
+        if alpha == spec.alpha:  # as saved model configs write it
+            return spec.alpha
+        raise ValueError(f"alpha: {spec.name} takes no parameter "
+                         f"(only {', '.join(ALPHA_BOUNDS)} do)")
+    low, low_open = ALPHA_BOUNDS[spec.name]
+    return check_float("alpha", alpha, low, low_open=low_open)

@@ -13,7 +13,7 @@ activation), which fixes the tensor names of a saved model.
 import numpy as np
 
 from fastnn._validation import check_bool, check_float, check_int
-from fastnn.activations import PRELU_INIT, get_activation
+from fastnn.activations import PRELU_INIT, check_alpha, get_activation
 from fastnn.initializers import INITIALIZERS, initialize
 
 
@@ -159,8 +159,7 @@ class Dense(Layer):
                                                           low_open=True)
         self.l1 = check_float("l1", l1, 0)
         self.l2 = check_float("l2", l2, 0)
-        self.alpha = (self.activation.alpha if alpha is None
-                      else check_float("alpha", alpha))
+        self.alpha = check_alpha(self.activation, alpha)
         self.torch_modules = 1 if self.activation.name == "identity" else 2
 
     def build(self, n_in, dtype):
@@ -252,10 +251,12 @@ class Activation(Layer):
         self.name = name
         self.temperature = check_float("temperature", temperature, 0,
                                        low_open=True)
-        self.alpha = (
-            check_float("alpha", alpha) if alpha is not None
-            else (self.activation.alpha if self.activation else 0.0)
-        )
+        if self.activation is None:  # softmax
+            if alpha is not None:
+                raise ValueError("alpha: softmax takes no parameter")
+            self.alpha = 0.0
+        else:
+            self.alpha = check_alpha(self.activation, alpha)
 
     def workspace(self, n):
         return Workspace(n, Y=np.empty((n, self.n_out), self.dtype),
