@@ -8,11 +8,13 @@ the derivative at 0 (``relu'(0) = 0``, ``leaky_relu'(0) = slope``, elu and selu
 take their ``x <= 0`` branch).
 """
 from cython cimport floating
-from libc.math cimport erfc, erfcf, fabs, fabsf
+from libc.math cimport fabs, fabsf
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 
-from fastnn._kernels.vecmath cimport row_max, row_sum, vexp, vexpm1, vlog1p, vtanh
+from fastnn._kernels.vecmath cimport (
+    row_max, row_sum, vexp, vexpm1, vgelu, vgelu_grad, vlog1p, vtanh,
+)
 
 import numpy as np
 
@@ -46,8 +48,6 @@ ACTIVATION_CODES = {
 cdef double SELU_ALPHA = 1.6732632423543772848170429916717
 cdef double SELU_SCALE = 1.0507009873554804934193349852946
 cdef double SELU_SCALE_ALPHA = SELU_SCALE * SELU_ALPHA
-cdef double SQRT1_2 = 0.70710678118654752440  # 1 / sqrt(2)
-cdef double INV_SQRT_2PI = 0.39894228040143267794  # 1 / sqrt(2 pi)
 cdef double GELU_BETA = 0.79788456080286535588  # sqrt(2 / pi)
 cdef double GELU_KAPPA = 0.044715
 cdef double SOFTPLUS_THRESHOLD = 20.0  # torch's default: softplus(x) = x above
@@ -60,13 +60,6 @@ cdef enum:
 
 # --------------------------------------------------------------------------
 # Scalar helpers: the float versions of libm when floating is float.
-
-cdef inline floating _erfc(floating x) noexcept nogil:
-    if floating is float:
-        return erfcf(x)
-    else:
-        return erfc(x)
-
 
 cdef inline floating _fabs(floating x) noexcept nogil:
     if floating is float:
@@ -119,7 +112,6 @@ cdef void act_forward(const floating* Z, Py_ssize_t n, int act, double alpha,
     cdef floating a = <floating> alpha
     cdef floating sa = <floating> SELU_SCALE_ALPHA
     cdef floating sc = <floating> SELU_SCALE
-    cdef floating r2 = <floating> SQRT1_2
     cdef floating beta = <floating> GELU_BETA
     cdef floating kappa = <floating> GELU_KAPPA
     cdef floating thr = <floating> SOFTPLUS_THRESHOLD
@@ -162,7 +154,7 @@ cdef void act_forward(const floating* Z, Py_ssize_t n, int act, double alpha,
         # 0.5 z (1 + erf(z / sqrt 2)) = 0.5 z erfc(-z / sqrt 2), exact for z << 0
         for i in range(n):
             z = Z[i]
-            Y[i] = (<floating> 0.5) * z * _erfc(-z * r2)
+            Y[i] = vgelu(z)
     elif act == ACT_GELU_TANH:
         # 0.5 z (1 + tanh(u)) = z sigmoid(2u), u = sqrt(2/pi) (z + 0.044715 z^3)
         for i in range(n):
@@ -212,8 +204,6 @@ cdef void act_backward(const floating* Z, const floating* Y,
     cdef floating a = <floating> alpha
     cdef floating sa = <floating> SELU_SCALE_ALPHA
     cdef floating sc = <floating> SELU_SCALE
-    cdef floating r2 = <floating> SQRT1_2
-    cdef floating ip = <floating> INV_SQRT_2PI
     cdef floating beta = <floating> GELU_BETA
     cdef floating kappa = <floating> GELU_KAPPA
     cdef floating thr = <floating> SOFTPLUS_THRESHOLD
@@ -261,8 +251,7 @@ cdef void act_backward(const floating* Z, const floating* Y,
         # Phi(z) + z phi(z)
         for i in range(n):
             z = Z[i]
-            dZ[i] = dY[i] * ((<floating> 0.5) * _erfc(-z * r2)
-                             + z * ip * vexp((<floating> -0.5) * z * z))
+            dZ[i] = dY[i] * vgelu_grad(z)
     elif act == ACT_GELU_TANH:
         # s + 2 z s (1 - s) sqrt(2/pi) (1 + 3 kappa z^2), s = sigmoid(2u)
         for i in range(n):

@@ -3,13 +3,15 @@
 # inline ones of vecmath.h (libm's are opaque calls, one element at a time);
 # for double they are libm's.
 from cython cimport floating
-from libc.math cimport exp, expm1, log1p, sqrt, sqrtf, tanh
+from libc.math cimport erfc, exp, expm1, log1p, sqrt, sqrtf, tanh
 
 cdef extern from "vecmath.h" nogil:
     float fnn_expf(float x)
     float fnn_expm1f(float x)
     float fnn_log1pf(float u)
     float fnn_tanhf(float x)
+    float fnn_geluf(float z)
+    float fnn_gelu_gradf(float z)
 
 
 cdef inline floating vsqrt(floating x) noexcept nogil:
@@ -47,6 +49,23 @@ cdef inline floating vtanh(floating x) noexcept nogil:
         return fnn_tanhf(x)
     else:
         return tanh(x)
+
+
+cdef inline floating vgelu(floating z) noexcept nogil:
+    """z Phi(z), Phi the standard normal CDF (exact for z << 0 in double)."""
+    if floating is float:
+        return fnn_geluf(z)
+    else:
+        return 0.5 * z * erfc(-z * 0.70710678118654752440)
+
+
+cdef inline floating vgelu_grad(floating z) noexcept nogil:
+    """Phi(z) + z phi(z)."""
+    if floating is float:
+        return fnn_gelu_gradf(z)
+    else:
+        return (0.5 * erfc(-z * 0.70710678118654752440)
+                + z * 0.39894228040143267794 * exp(-0.5 * z * z))
 
 
 cdef inline floating row_max(const floating* x, Py_ssize_t n) noexcept nogil:
