@@ -370,3 +370,25 @@ def test_worked_example_cross_entropy(mod, dtype):
     value = call(mod, "softmax_cross_entropy", S, y, None)
     assert_allclose(value, sum(exact) / 3, rtol=RTOL[dtype], atol=1e-12)
     assert round(value, 2) == 2.76
+
+
+def test_float32_gradients_have_no_subnormals():
+    # Probabilities down to 1e-38 (logit gaps near 87) divided by the batch
+    # size would be subnormal, and stall the backward GEMMs; the float32
+    # kernels flush gradient entries below 2^-100 to 0. float64 keeps them.
+    Y = np.array([[0.0, -86.0, -60.0, -70.0], [0.0, -80.0, -89.0, 5.0]])
+    y = np.array([0, 3])
+    T = np.array([[1.0, 0.0, 0.0, 1.0], [0.0, 0.0, 1.0, 1.0]])
+    tiny = np.finfo(np.float32).tiny
+    for loss, target in (("softmax_cross_entropy", y), ("binary_cross_entropy", T)):
+        f = getattr(cy, f"{loss}_forward_backward")
+        d32 = np.empty((2, 4), np.float32)
+        f(Y.astype(np.float32), target if loss != "binary_cross_entropy" else T.astype(np.float32), d32)
+        assert not ((d32 != 0) & (np.abs(d32) < 2.0 ** -100)).any(), d32
+        assert not ((d32 != 0) & (np.abs(d32) < tiny)).any()
+        d64 = np.empty((2, 4))
+        f(Y, target, d64)
+        kept = np.abs(d64) < 2.0 ** -100
+        assert ((d64 != 0) & kept).any()  # the float64 kernel keeps them
+        np.testing.assert_array_equal(d32[kept], 0)
+        np.testing.assert_allclose(d32[~kept], d64[~kept], rtol=1e-5, atol=0)
