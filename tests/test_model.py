@@ -226,3 +226,32 @@ def test_softmax_activation_layer_with_temperature():
     e = np.exp(z - z.max(1, keepdims=True))
     np.testing.assert_allclose(model.predict(X), e / e.sum(1, keepdims=True),
                                rtol=1e-12)
+
+
+def test_batchnorm_skips_a_last_batch_of_one_sample():
+    # 33 samples in batches of 32 leave one sample alone, which has no batch
+    # variance: the epoch leaves it out (a different one each epoch) instead
+    # of writing NaN into running_var.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(33, 4))
+    y = np.arange(33) % 2
+    model = fastnn.Sequential([fastnn.Dense(8), fastnn.BatchNorm(),
+                               fastnn.Activation("relu"), fastnn.Dense(2)])
+    model.fit(X, y, loss="cross_entropy", optimizer="sgd", epochs=2, batch_size=32,
+              verbose=0, seed=0)
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+    assert np.isfinite(model.predict(X)).all()
+
+
+@pytest.mark.parametrize("n, batch_size, arg", [(1, 8, "X"), (10, 1, "batch_size")])
+def test_batchnorm_refuses_single_sample_batches(n, batch_size, arg):
+    rng = np.random.default_rng(0)
+    model = fastnn.Sequential([fastnn.Dense(8), fastnn.BatchNorm(), fastnn.Dense(2)],
+                              input_dim=4, seed=0)
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=f"{arg}: BatchNorm needs"):
+        model.fit(rng.normal(size=(n, 4)), np.zeros(n, int), loss="cross_entropy",
+                  epochs=1, batch_size=batch_size, verbose=0)
+    assert model.loss is None  # nothing changed
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)

@@ -386,8 +386,8 @@ class Sequential:
         else:
             X_val = y_val = None
 
-        self.loss = spec.name
         runner = _TrainingRun(self, X, target, spec, optimizer, batch_size, seed)
+        self.loss = spec.name
         history = History()
         self.history = history
         self.stop_training = False
@@ -543,6 +543,21 @@ class _TrainingRun:
         self.optimizer = optimizer
         self.n = X.shape[0]
         self.bs = bs = min(batch_size, self.n)
+        # A batch of one sample has no batch variance (torch refuses it): with
+        # a BatchNorm layer, an epoch leaves out a last batch of one sample,
+        # a different sample each epoch when shuffling.
+        from fastnn.layers import BatchNorm
+
+        self.n_used = self.n
+        if any(isinstance(layer, BatchNorm) for layer in model.layers):
+            if self.n == 1:
+                raise ValueError("X: BatchNorm needs at least 2 samples to train on, "
+                                 "got 1")
+            if bs == 1:
+                raise ValueError("batch_size: BatchNorm needs batches of at least 2 "
+                                 "samples, got 1")
+            if self.n % bs == 1:
+                self.n_used = self.n - 1
         self.rng = np.random.default_rng(seed)
         self.perm = np.arange(self.n, dtype=np.int64)
         self.workspaces = [layer.workspace(bs) for layer in model.layers]
@@ -678,7 +693,7 @@ class _TrainingRun:
     def epoch(self, shuffle, verbose, epoch, epochs, interrupted):
         if shuffle:
             self.rng.shuffle(self.perm)
-        n, bs = self.n, self.bs
+        n, bs = self.n_used, self.bs
         n_steps = -(-n // bs)
         bar = None
         if verbose == 1:
@@ -717,7 +732,7 @@ class _TrainingRun:
         return self._epoch_result(total, correct)
 
     def _epoch_result(self, total, correct):
-        n = self.n
+        n = self.n_used
         if not self.classify:
             return total / n, None
         denom = n * (1 if self.spec.targets == "labels" else self.target.shape[1])

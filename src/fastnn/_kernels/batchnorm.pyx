@@ -106,11 +106,29 @@ cdef void bn_backward_c(const floating* X, const floating* dY, Py_ssize_t n,
     free(acc)
 
 
+cdef int check_vectors(Py_ssize_t d, names, vectors) except -1:
+    for name, v in zip(names, vectors):
+        if v.shape[0] != d:
+            raise ValueError(f"{name}: must have {d} entries (n_features), got "
+                             f"{v.shape[0]}")
+    return 0
+
+
+cdef int check_matrix(Py_ssize_t n, Py_ssize_t d, name, Py_ssize_t rows,
+                      Py_ssize_t cols) except -1:
+    if rows != n or cols != d:
+        raise ValueError(f"{name}: must have shape ({n}, {d}), got ({rows}, {cols})")
+    return 0
+
+
 def _train(const floating[:, ::1] X, const floating[::1] gamma,
            const floating[::1] beta, double eps, double momentum,
            floating[:, ::1] Y, floating[::1] mean, floating[::1] invstd,
            floating[::1] running_mean, floating[::1] running_var):
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
+    check_matrix(n, d, "Y", Y.shape[0], Y.shape[1])
+    check_vectors(d, ("gamma", "beta", "mean", "invstd", "running_mean", "running_var"),
+                  (gamma, beta, mean, invstd, running_mean, running_var))
     if n == 0 or d == 0:
         return
     with nogil:
@@ -142,6 +160,9 @@ def _infer(const floating[:, ::1] X, const floating[::1] gamma,
            const floating[::1] beta, const floating[::1] running_mean,
            const floating[::1] running_var, double eps, floating[:, ::1] Y):
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
+    check_matrix(n, d, "Y", Y.shape[0], Y.shape[1])
+    check_vectors(d, ("gamma", "beta", "running_mean", "running_var"),
+                  (gamma, beta, running_mean, running_var))
     if n == 0 or d == 0:
         return
     with nogil:
@@ -159,6 +180,10 @@ def _backward(const floating[:, ::1] X, const floating[:, ::1] dY,
               const floating[::1] invstd, floating[:, ::1] dX,
               floating[::1] dgamma, floating[::1] dbeta):
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
+    check_matrix(n, d, "dY", dY.shape[0], dY.shape[1])
+    check_matrix(n, d, "dX", dX.shape[0], dX.shape[1])
+    check_vectors(d, ("gamma", "mean", "invstd", "dgamma", "dbeta"),
+                  (gamma, mean, invstd, dgamma, dbeta))
     if n == 0 or d == 0:
         return
     with nogil:

@@ -18,6 +18,28 @@ cdef void gather_rows_c(const floating* X, Py_ssize_t d, const long long* idx,
         memcpy(out + i * d, X + idx[i] * d, d * sizeof(floating))
 
 
+cdef Py_ssize_t first_bad_index(const long long* idx, Py_ssize_t m,
+                                Py_ssize_t n) noexcept nogil:
+    """The first i with idx[i] outside [0, n), or -1."""
+    cdef Py_ssize_t i
+    for i in range(m):
+        if idx[i] < 0 or idx[i] >= n:
+            return i
+    return -1
+
+
+cdef int check_gather(const long long[::1] idx, Py_ssize_t n, Py_ssize_t m_out) except -1:
+    cdef Py_ssize_t m = idx.shape[0], bad
+    if m_out != m:
+        raise ValueError(f"out: must have {m} rows (one per index), got {m_out}")
+    with nogil:
+        bad = first_bad_index(&idx[0], m, n) if m else -1
+    if bad >= 0:
+        raise IndexError(f"idx: index {idx[bad]} at position {bad} is out of "
+                         f"range for {n} rows")
+    return 0
+
+
 def gather_rows(const floating[:, ::1] X, const long long[::1] idx,
                 floating[:, ::1] out):
     """out[i, :] = X[idx[i], :].
@@ -29,6 +51,9 @@ def gather_rows(const floating[:, ::1] X, const long long[::1] idx,
     out : ndarray of shape (m, n_features), written in place
     """
     cdef Py_ssize_t m = idx.shape[0], d = X.shape[1]
+    if out.shape[1] != d:
+        raise ValueError(f"out: must have {d} columns like X, got {out.shape[1]}")
+    check_gather(idx, X.shape[0], out.shape[0])
     if m == 0 or d == 0:
         return
     with nogil:
@@ -38,6 +63,7 @@ def gather_rows(const floating[:, ::1] X, const long long[::1] idx,
 def gather_labels(const value_t[::1] y, const long long[::1] idx, value_t[::1] out):
     """out[i] = y[idx[i]] for 1-D int64, float32 or float64 ``y``."""
     cdef Py_ssize_t i, m = idx.shape[0]
+    check_gather(idx, y.shape[0], out.shape[0])
     with nogil:
         for i in range(m):
             out[i] = y[idx[i]]
