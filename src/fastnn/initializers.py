@@ -55,6 +55,11 @@ def distribution(name, shape, gain=None, **kwargs):
     name = ALIASES.get(name, name)
     gain = _DEFAULT_GAIN.get(name, 1.0) if gain is None else check_float(
         "gain", gain, 0, low_open=True)
+    allowed = {"constant": "value", "normal": "std", "uniform": "limit"}.get(name)
+    unknown = sorted(set(kwargs) - {allowed})
+    if unknown:
+        raise TypeError(f"{unknown[0]}: not an argument of the {name} initializer"
+                        + (f" (it takes {allowed})" if allowed else ""))
     fan_in, fan_out = fans(shape)
     if name == "zeros":
         return "constant", 0.0
@@ -99,7 +104,8 @@ def initialize(name, shape, *, rng, dtype=np.float32, gain=None, **kwargs):
     if not isinstance(rng, np.random.Generator):
         raise TypeError("rng: must be a numpy.random.Generator")
     shape = tuple(int(s) for s in shape)
-    kind, scale = distribution(name, shape, gain, **kwargs)
+    kind, scale = distribution(name, shape, gain, **kwargs) if all(shape) else (
+        "constant", 0.0)  # empty: nothing to draw (torch: a no-op)
     if kind == "constant":
         return np.full(shape, scale, dtype=dtype)
     if kind == "normal":

@@ -161,6 +161,9 @@ class Dense(Layer):
         self.l2 = check_float("l2", l2, 0)
         self.alpha = check_alpha(self.activation, alpha)
         self.torch_modules = 1 if self.activation.name == "identity" else 2
+        # (init, gain) of the nonlinearity a linear Dense feeds, if the next
+        # layer is one (PReLU or an Activation); set by Sequential.build.
+        self.feeds = None
 
     def build(self, n_in, dtype):
         super().build(n_in, dtype)
@@ -172,6 +175,8 @@ class Dense(Layer):
 
     def _init_choice(self):
         if self.init == "auto":
+            if self.activation.name == "identity" and self.feeds is not None:
+                return self.feeds[0], (self.gain or self.feeds[1])
             return self.activation.init, (self.gain or self.activation.gain)
         return self.init, self.gain
 
@@ -237,6 +242,17 @@ class Dense(Layer):
     def describe(self):
         act = self.activation.name
         return f"Dense({self.units}" + (f", {act})" if act != "identity" else ")")
+
+
+def feeds_init(layer):
+    """The (init, gain) that ``"auto"`` uses for a linear Dense before
+    ``layer``, or None when ``layer`` applies no nonlinearity of its own."""
+    if isinstance(layer, PReLU):
+        return PRELU_INIT
+    if isinstance(layer, Activation) and layer.activation is not None:
+        if layer.activation.name != "identity":
+            return layer.activation.init, layer.activation.gain
+    return None
 
 
 class Activation(Layer):

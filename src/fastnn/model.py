@@ -122,6 +122,11 @@ class Sequential:
             layer.grads[name] = self._grads[offset:offset + size].reshape(shape)
             self._offsets.setdefault(id(layer), [offset, offset])[1] = offset + size
             offset += size
+        from fastnn.layers import Dense, feeds_init
+
+        for layer, nxt in zip(self.layers, self.layers[1:]):
+            if isinstance(layer, Dense):
+                layer.feeds = feeds_init(nxt)
         rng = np.random.default_rng(self.seed)
         for layer in self.layers:
             layer.init_params(rng)

@@ -87,11 +87,13 @@ class Warmup(Schedule):
 
 class ReduceOnPlateau(Schedule):
     """Multiply the lr by ``factor`` when ``monitor`` has not improved for
-    ``patience`` epochs (torch ReduceLROnPlateau). Falls back to ``"loss"``
-    when ``monitor`` is not logged (no validation data)."""
+    ``patience`` epochs (torch ReduceLROnPlateau; like it, a decay smaller than
+    ``eps`` is skipped). Falls back to ``"loss"`` when ``monitor`` is not
+    logged (no validation data)."""
 
     def __init__(self, monitor="val_loss", mode="min", factor=0.1, patience=10,
-                 threshold=1e-4, threshold_mode="rel", cooldown=0, min_lr=0.0):
+                 threshold=1e-4, threshold_mode="rel", cooldown=0, min_lr=0.0,
+                 eps=1e-8):
         self.monitor = monitor
         self.mode = check_choice("mode", mode, ("min", "max"))
         self.factor = check_float("factor", factor, 0, 1, low_open=True,
@@ -102,6 +104,7 @@ class ReduceOnPlateau(Schedule):
                                            ("rel", "abs"))
         self.cooldown = check_int("cooldown", cooldown, 0)
         self.min_lr = check_float("min_lr", min_lr, 0)
+        self.eps = check_float("eps", eps, 0)
         self.reset()
 
     def reset(self):
@@ -136,7 +139,9 @@ class ReduceOnPlateau(Schedule):
                     self._cooldown -= 1
                     self._bad = 0
                 if self._bad > self.patience:
-                    self._lr = max(self._lr * self.factor, self.min_lr)
+                    new_lr = max(self._lr * self.factor, self.min_lr)
+                    if self._lr - new_lr > self.eps:  # torch ignores tinier decays
+                        self._lr = new_lr
                     self._cooldown = self.cooldown
                     self._bad = 0
         return self._lr
