@@ -236,6 +236,12 @@ def test_reduce_on_plateau_monitor_and_fallback():
     assert lrs == pytest.approx([1.0, 0.1, 0.1, 0.01], rel=1e-15)
     # epoch numbers do not matter, and logs=None leaves the state alone
     assert s(100, 1.0, None) == pytest.approx(0.01)
+    # val_accuracy in max mode falls back to accuracy, not to loss: a rising
+    # accuracy with a falling loss keeps the lr
+    s = ReduceOnPlateau(monitor="val_accuracy", mode="max", patience=0)
+    lrs = [s(e, 1.0, {"loss": 1.0 / (e + 1), "accuracy": 0.5 + 0.1 * e})
+           for e in range(4)]
+    assert lrs == [1.0, 1.0, 1.0, 1.0]
 
 
 def test_reduce_on_plateau_reset_forgets_everything():

@@ -88,8 +88,8 @@ class Warmup(Schedule):
 class ReduceOnPlateau(Schedule):
     """Multiply the lr by ``factor`` when ``monitor`` has not improved for
     ``patience`` epochs (torch ReduceLROnPlateau; like it, a decay smaller than
-    ``eps`` is skipped). Falls back to ``"loss"`` when ``monitor`` is not
-    logged (no validation data)."""
+    ``eps`` is skipped). When ``monitor`` is not logged (no validation data),
+    ``"val_<name>"`` falls back to the training ``"<name>"``."""
 
     def __init__(self, monitor="val_loss", mode="min", factor=0.1, patience=10,
                  threshold=1e-4, threshold_mode="rel", cooldown=0, min_lr=0.0,
@@ -128,7 +128,9 @@ class ReduceOnPlateau(Schedule):
         if self._lr is None:
             self._lr = base_lr
         if logs:
-            value = logs.get(self.monitor, logs.get("loss"))
+            # without validation data, "val_x" falls back to the training "x"
+            fallback = self.monitor[4:] if self.monitor.startswith("val_") else "loss"
+            value = logs.get(self.monitor, logs.get(fallback))
             if value is not None:
                 if self._better(value):
                     self._best = value
