@@ -2,9 +2,9 @@
 
 Each kernel follows torch.optim's documented single-tensor algorithm, reading
 and writing every element of the parameter and its state once. Element math
-runs in double and is stored in the arrays' dtype, except in Adam and AdamW,
-which compute in the arrays' dtype (as torch does) so that their float32 loop
-vectorizes at full width. ``grad`` is never written
+runs in the arrays' dtype, as torch's does, so that the float32 loops
+vectorize at full width (SGD's, which is all multiply-adds, runs in double);
+step constants are formed in double first. ``grad`` is never written
 (except by ``clip_grad_norm``). ``step`` is the 1-based step count after
 incrementing, as in torch. Precondition: all arrays share one length and dtype.
 """
@@ -70,13 +70,15 @@ def adagrad_update(grad, double lr, double lr_decay, double weight_decay,
     cdef const floating* g = _cp(G)
     cdef floating* p = _p(param)
     cdef floating* s = _p(state_sum)
-    cdef double clr = lr / (1.0 + (step - 1) * lr_decay), gi, si
+    cdef floating clr = <floating> (lr / (1.0 + (step - 1) * lr_decay))
+    cdef floating wd = <floating> weight_decay, dec = <floating> decay
+    cdef floating e = <floating> eps, gi, si
     with nogil:
         for i in range(n):
-            gi = g[i] + weight_decay * p[i]
-            si = decay * s[i] + gi * gi
-            s[i] = <floating> si
-            p[i] = <floating> (p[i] - clr * gi / (sqrt(<double> s[i]) + eps))
+            gi = g[i] + wd * p[i]
+            si = dec * s[i] + gi * gi
+            s[i] = si
+            p[i] = p[i] - clr * gi / (vsqrt(si) + e)
 
 
 def rmsprop_update(grad, double lr, double alpha, double eps, double weight_decay,
@@ -92,26 +94,27 @@ def rmsprop_update(grad, double lr, double alpha, double eps, double weight_deca
     cdef floating* v = _p(square_avg)
     cdef floating* buf = _p(momentum_buf)
     cdef floating* ga = _p(grad_avg)
-    cdef double gi, vi, gai, avg, bi
+    cdef floating a = <floating> alpha, a1 = <floating> (1.0 - alpha)
+    cdef floating wd = <floating> weight_decay, e = <floating> eps
+    cdef floating mom = <floating> momentum, rate = <floating> lr
+    cdef floating gi, vi, gai, avg, bi
     with nogil:
         for i in range(n):
-            gi = g[i] + weight_decay * p[i]
-            vi = alpha * v[i] + (1.0 - alpha) * gi * gi
-            v[i] = <floating> vi
-            vi = v[i]
+            gi = g[i] + wd * p[i]
+            vi = a * v[i] + a1 * gi * gi
+            v[i] = vi
             if centered:
-                gai = ga[i] + (1.0 - alpha) * (gi - ga[i])
-                ga[i] = <floating> gai
-                gai = ga[i]
-                avg = sqrt(vi - gai * gai) + eps
+                gai = ga[i] + a1 * (gi - ga[i])
+                ga[i] = gai
+                avg = vsqrt(vi - gai * gai) + e
             else:
-                avg = sqrt(vi) + eps
+                avg = vsqrt(vi) + e
             if momentum > 0:
-                bi = momentum * buf[i] + gi / avg
-                buf[i] = <floating> bi
-                p[i] = <floating> (p[i] - lr * bi)
+                bi = mom * buf[i] + gi / avg
+                buf[i] = bi
+                p[i] = p[i] - rate * bi
             else:
-                p[i] = <floating> (p[i] - lr * gi / avg)
+                p[i] = p[i] - rate * gi / avg
 
 
 def adadelta_update(grad, double lr, double rho, double eps, double weight_decay,
@@ -125,15 +128,18 @@ def adadelta_update(grad, double lr, double rho, double eps, double weight_decay
     cdef floating* p = _p(param)
     cdef floating* v = _p(square_avg)
     cdef floating* u = _p(acc_delta)
-    cdef double gi, vi, di
+    cdef floating r = <floating> rho, r1 = <floating> (1.0 - rho)
+    cdef floating wd = <floating> weight_decay, e = <floating> eps
+    cdef floating rate = <floating> lr
+    cdef floating gi, vi, di
     with nogil:
         for i in range(n):
-            gi = g[i] + weight_decay * p[i]
-            vi = rho * v[i] + (1.0 - rho) * gi * gi
-            v[i] = <floating> vi
-            di = sqrt(u[i] + eps) / sqrt(<double> v[i] + eps) * gi
-            u[i] = <floating> (rho * u[i] + (1.0 - rho) * di * di)
-            p[i] = <floating> (p[i] - lr * di)
+            gi = g[i] + wd * p[i]
+            vi = r * v[i] + r1 * gi * gi
+            v[i] = vi
+            di = vsqrt(u[i] + e) / vsqrt(vi + e) * gi
+            u[i] = r * u[i] + r1 * di * di
+            p[i] = p[i] - rate * di
 
 
 cdef void adam_c(const floating* g, Py_ssize_t n, double lr, double beta1,
@@ -229,20 +235,23 @@ def nadam_update(grad, double lr, double beta1, double beta2, double eps,
     cdef double mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
     cdef double mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
     cdef double mu_prod = mu_product * mu
-    cdef double c_grad = lr * (1.0 - mu) / (1.0 - mu_prod)
-    cdef double c_avg = lr * mu_next / (1.0 - mu_prod * mu_next)
-    cdef double gi, mi, vi, denom, pi
+    cdef floating c_grad = <floating> (lr * (1.0 - mu) / (1.0 - mu_prod))
+    cdef floating c_avg = <floating> (lr * mu_next / (1.0 - mu_prod * mu_next))
+    cdef floating wd = <floating> weight_decay, e = <floating> eps
+    cdef floating b1c = <floating> (1.0 - beta1), b2 = <floating> beta2
+    cdef floating b2c = <floating> (1.0 - beta2), bc2f = <floating> bc2
+    cdef floating gi, mi, vi, denom, pi
     with nogil:
         for i in range(n):
             pi = p[i]
-            gi = g[i] + weight_decay * pi
-            mi = m[i] + (1.0 - beta1) * (gi - m[i])
-            vi = beta2 * v[i] + (1.0 - beta2) * gi * gi
-            m[i] = <floating> mi
-            v[i] = <floating> vi
-            denom = sqrt(<double> v[i] / bc2) + eps
-            pi = <floating> (pi - c_grad * gi / denom)
-            p[i] = <floating> (pi - c_avg * m[i] / denom)
+            gi = g[i] + wd * pi
+            mi = m[i] + b1c * (gi - m[i])
+            vi = b2 * v[i] + b2c * gi * gi
+            m[i] = mi
+            v[i] = vi
+            denom = vsqrt(vi / bc2f) + e
+            pi = pi - c_grad * gi / denom
+            p[i] = pi - c_avg * mi / denom
     return mu_prod
 
 

@@ -3,7 +3,7 @@
 # inline ones of vecmath.h (libm's are opaque calls, one element at a time);
 # for double they are libm's.
 from cython cimport floating
-from libc.math cimport erfc, exp, expm1, log1p, sqrt, sqrtf, tanh
+from libc.math cimport erfc, exp, expm1, fabs, fabsf, log1p, sqrt, sqrtf, tanh
 
 cdef extern from "vecmath.h" nogil:
     float fnn_expf(float x)
@@ -12,6 +12,15 @@ cdef extern from "vecmath.h" nogil:
     float fnn_tanhf(float x)
     float fnn_geluf(float z)
     float fnn_gelu_gradf(float z)
+
+
+cdef inline floating vabs(floating x) noexcept nogil:
+    """fabsf for float. (gcc 12 does not vectorize some loops where |x| is
+    written as a select and then clamped, as in exp's range check.)"""
+    if floating is float:
+        return fabsf(x)
+    else:
+        return fabs(x)
 
 
 cdef inline floating vsqrt(floating x) noexcept nogil:
