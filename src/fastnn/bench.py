@@ -48,16 +48,22 @@ def _time_epochs(run_epoch, epochs):
     return times
 
 
+def _fastnn_model(config, backend):
+    import fastnn
+
+    sizes = CONFIGS[config][1]
+    layers = [fastnn.Dense(u, "relu") for u in sizes[1:-1]]
+    layers.append(fastnn.Dense(sizes[-1]))
+    return fastnn.Sequential(layers, input_dim=sizes[0], seed=0, backend=backend)
+
+
 def _fastnn_worker(config, epochs, backend):
     import fastnn
 
-    n, sizes, batch = CONFIGS[config]
+    batch = CONFIGS[config][2]
     X, y = make_data(config)
-    layers = [fastnn.Dense(u, "relu") for u in sizes[1:-1]]
-    layers.append(fastnn.Dense(sizes[-1]))
-    model = fastnn.Sequential(layers, input_dim=sizes[0], seed=0, backend=backend)
+    model = _fastnn_model(config, backend)
     opt = fastnn.Adam(lr=1e-3)
-    times = []
     # One fit call, timing each epoch from the history (warm-up epoch dropped).
     history = model.fit(X, y, optimizer=opt, epochs=epochs + 1, batch_size=batch,
                         verbose=0, seed=0)
@@ -147,6 +153,80 @@ def _sklearn_worker(config, epochs):
     return _time_epochs(epoch, epochs)
 
 
+#: rows of the batch-inference benchmark (at most the config's samples)
+PREDICT_ROWS = 10000
+
+
+def _median_time(fn, repeats, loops=1):
+    """Median seconds per call of ``fn`` over ``repeats`` runs of ``loops`` calls,
+    after one warm-up run."""
+    for _ in range(loops):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(loops):
+            fn()
+        times.append((time.perf_counter() - start) / loops)
+    return float(np.median(times))
+
+
+PREDICT_IMPLEMENTATIONS = ("fastnn", "fastnn-numpy", "gemms", "numpy-textbook",
+                           "torch")
+
+
+def _predict_worker(config, impl, repeats):
+    """Inference seconds per call of one implementation: on a batch of up to
+    ``PREDICT_ROWS`` rows and on one sample. ``gemms`` is the batch's forward
+    matrix products alone; ``numpy-textbook`` a plain NumPy forward; ``torch``
+    the same network under ``inference_mode``."""
+    X = make_data(config)[0][:PREDICT_ROWS]
+    x1 = np.ascontiguousarray(X[:1])
+    model = _fastnn_model(config, "numpy" if impl == "fastnn-numpy" else "cython")
+    params = model.get_weights()
+    Ws, bs = params[0::2], params[1::2]
+    if impl in ("fastnn", "fastnn-numpy"):
+        run = model.predict
+    elif impl == "gemms":
+        outs = [np.empty((len(X), W.shape[0]), np.float32) for W in Ws]
+
+        def run(A):
+            for W, out in zip(Ws, outs):
+                np.matmul(A, W.T, out=out)
+                A = out
+    elif impl == "numpy-textbook":
+        def run(h):
+            for i, (W, b) in enumerate(zip(Ws, bs)):
+                h = h @ W.T + b
+                if i < len(Ws) - 1:
+                    h = np.maximum(h, 0)
+            return h
+    elif impl == "torch":
+        import torch
+
+        mods = []
+        for i, (W, b) in enumerate(zip(Ws, bs)):
+            lin = torch.nn.Linear(W.shape[1], W.shape[0])
+            with torch.no_grad():
+                lin.weight.copy_(torch.from_numpy(W))
+                lin.bias.copy_(torch.from_numpy(b))
+            mods += [lin, torch.nn.ReLU()] if i < len(Ws) - 1 else [lin]
+        net = torch.nn.Sequential(*mods).eval()
+
+        def run(a):
+            with torch.inference_mode():
+                return net(torch.from_numpy(a)).numpy()
+    else:
+        raise ValueError(f"impl: unknown inference implementation {impl!r}")
+    repeats = max(repeats, 5)
+    one = None
+    if impl != "gemms":
+        loops = 500 if impl in ("fastnn-numpy", "torch") else 2000
+        one = _median_time(lambda: run(x1), repeats, loops)
+    return {"rows": len(X), "batch": _median_time(lambda: run(X), repeats),
+            "one_sample": one}
+
+
 def worker(impl, config, epochs):
     """Run one implementation on one config; return seconds per epoch."""
     if impl == "fastnn":
@@ -159,6 +239,8 @@ def worker(impl, config, epochs):
         return _torch_worker(config, epochs, impl == "torch-fused")
     if impl == "sklearn":
         return _sklearn_worker(config, epochs)
+    if impl.startswith("predict:"):
+        return _predict_worker(config, impl.split(":", 1)[1], epochs)
     raise ValueError(f"impl: unknown implementation {impl!r}")
 
 
@@ -181,8 +263,10 @@ def _run_subprocess(impl, config, epochs):
     return json.loads(proc.stdout.strip().splitlines()[-1]), None
 
 
-def run(configs, epochs, compare=True, out=sys.stdout):
-    """Measure every implementation on every config; print and return results."""
+def run(configs, epochs, compare=True, out=None):
+    """Measure every implementation on every config; print (to ``out``, by
+    default stdout) and return the results."""
+    out = sys.stdout if out is None else out
     results = {}
     for config in configs:
         n, sizes, batch = CONFIGS[config]
@@ -206,8 +290,21 @@ def run(configs, epochs, compare=True, out=sys.stdout):
         for impl, r in row.items():
             if "seconds_per_epoch" in r and roof:
                 r["ratio_to_roofline"] = r["seconds_per_epoch"] / roof
+        pred = {}
+        for impl in PREDICT_IMPLEMENTATIONS:
+            if impl == "torch" and not compare:
+                pred[impl] = {"skipped": "comparisons off (--no-compare)"}
+            elif not _available(impl):
+                pred[impl] = {"skipped": "not installed"}
+            else:
+                r, err = _run_subprocess(f"predict:{impl}", config, epochs)
+                pred[impl] = r if r is not None else {"skipped": f"failed: {err}"}
+        gemms = pred["gemms"].get("batch")
+        for r in pred.values():
+            if "batch" in r and gemms:
+                r["batch_ratio_to_gemms"] = r["batch"] / gemms
         results[config] = {"n_samples": n, "layers": list(sizes), "batch": batch,
-                           "steps": steps, "results": row}
+                           "steps": steps, "results": row, "predict": pred}
         _print_config(config, results[config], out)
     return results
 
@@ -224,6 +321,17 @@ def _print_config(config, res, out):
             continue
         print(f"  {impl:<14}{r['seconds_per_epoch']:>10.4f}{r['us_per_step']:>10.1f}"
               f"{r.get('ratio_to_roofline', float('nan')):>12.2f}", file=out)
+    pred = res["predict"]
+    rows = next((r["rows"] for r in pred.values() if "rows" in r), 0)
+    print(f"  {'predict':<14}{f'{rows} rows':>12}{'x GEMMs':>10}{'1 sample':>12}",
+          file=out)
+    for impl, r in pred.items():
+        if "skipped" in r:
+            print(f"  {impl:<14}  skipped: {r['skipped']}", file=out)
+            continue
+        one = "" if r["one_sample"] is None else f"{r['one_sample'] * 1e6:>9.2f} us"
+        print(f"  {impl:<14}{r['batch'] * 1e3:>9.3f} ms"
+              f"{r.get('batch_ratio_to_gemms', float('nan')):>10.2f}{one:>12}", file=out)
     out.flush()
 
 
@@ -256,10 +364,14 @@ def main(argv=None):
     try:
         from threadpoolctl import threadpool_info
 
-        blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
-        if blas:
-            print(f"BLAS: {blas[0].get('internal_api')} {blas[0].get('version')}, "
-                  f"{blas[0].get('num_threads')} threads")
+        import scipy.linalg  # noqa: F401  (loads the kernels' BLAS, to list it)
+
+        for lib in threadpool_info():
+            if lib.get("user_api") == "blas":
+                print(f"BLAS: {os.path.basename(lib.get('filepath', ''))}: "
+                      f"{lib.get('internal_api')} {lib.get('version')}, "
+                      f"{lib.get('architecture')} kernels, "
+                      f"{lib.get('num_threads')} threads")
     except ImportError:
         pass
     print(f"cpus: {os.cpu_count()}; {epochs} timed epochs after 1 warm-up, median")

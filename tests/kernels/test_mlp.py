@@ -128,6 +128,11 @@ def test_dense_stack_declines_what_it_cannot_take(backend):
     for Xbad in bad:
         assert stack.forward(Xbad, out) is False
         assert (out == 7.0).all()  # nothing written
+    # A non-finite value in a later block of rows is found too (each block is
+    # checked just before its GEMMs); what was written is for the caller to drop.
+    X = np.ones((1300, 13), np.float32)
+    X[1299, 12] = np.inf
+    assert stack.forward(X, np.empty((1300, 5), np.float32)) is False
 
 
 def test_predict_fast_path_equals_generic_path_and_validates():

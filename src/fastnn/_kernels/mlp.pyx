@@ -11,7 +11,10 @@ small networks need.
 """
 from cython cimport floating
 from libc.math cimport isfinite
-from libc.stdlib cimport free, malloc
+from cpython.pythread cimport (
+    NOWAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock, PyThread_free_lock,
+    PyThread_release_lock, PyThread_type_lock)
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 
 from fastnn._kernels.activations import ACTIVATION_CODES
@@ -22,6 +25,7 @@ from fastnn._kernels.losses cimport (
 )
 from libc.stdint cimport int64_t
 from fastnn._kernels.optim cimport adam_c, sgd_c
+from fastnn._kernels.vecmath cimport all_finite
 
 import numpy as np
 
@@ -275,9 +279,12 @@ cdef class MLPPlan:
 
 
 cdef enum:
-    # Rows per block of DenseStack.forward: big enough for efficient GEMMs,
-    # small enough that the two scratch blocks stay a few MB.
+    # Rows per block of DenseStack.forward: at least STACK_ROWS, for efficient
+    # GEMMs, and more while the two scratch blocks fit in STACK_SCRATCH bytes:
+    # every block costs a BLAS call per layer, which on narrow layers costs
+    # more than the GEMM (the threaded ones wake and join their threads).
     STACK_ROWS = 512
+    STACK_SCRATCH = 4 << 20
 
 
 cdef struct StackLayer:
@@ -299,8 +306,11 @@ cdef class DenseStack:
         are read at every call (so later in-place weight updates are seen) and
         must stay alive and unmoved; the stack keeps references to them.
 
-    ``forward`` is thread-safe: its scratch memory is its own per call, and
-    it only reads the weights.
+    ``forward`` is thread-safe: it only reads the weights, and its scratch
+    memory is its own for the call. That is the stack's cached block when no
+    other call holds it (up to ``STACK_SCRATCH`` bytes, kept between calls,
+    since a fresh block of that size costs more in page faults than a small
+    network's GEMMs), else a block of its own.
     """
 
     cdef StackLayer* layers
@@ -308,9 +318,17 @@ cdef class DenseStack:
     cdef list keep
     cdef object dtype
     cdef Py_ssize_t n_in, n_out, width
+    cdef PyThread_type_lock cache_lock
+    cdef void* cache
+    cdef size_t cache_bytes
 
     def __cinit__(self):
         self.layers = NULL
+        self.cache = NULL
+        self.cache_bytes = 0
+        self.cache_lock = PyThread_allocate_lock()
+        if self.cache_lock == NULL:
+            raise MemoryError()
 
     def __init__(self, layers):
         cdef int i
@@ -335,6 +353,28 @@ cdef class DenseStack:
     def __dealloc__(self):
         if self.layers != NULL:
             free(self.layers)
+        free(self.cache)
+        if self.cache_lock != NULL:
+            PyThread_free_lock(self.cache_lock)
+
+    cdef void* _take_scratch(self, size_t nbytes, bint* cached) noexcept nogil:
+        """A block of nbytes: the cached one if it is free (``cached`` set;
+        give it back with ``PyThread_release_lock``), else a new one to free;
+        NULL if out of memory."""
+        cdef void* grown
+        cached[0] = False
+        if nbytes <= STACK_SCRATCH and PyThread_acquire_lock(self.cache_lock,
+                                                             NOWAIT_LOCK):
+            if self.cache_bytes < nbytes:
+                grown = realloc(self.cache, nbytes)
+                if grown == NULL:
+                    PyThread_release_lock(self.cache_lock)
+                    return NULL
+                self.cache = grown
+                self.cache_bytes = nbytes
+            cached[0] = True
+            return self.cache
+        return malloc(nbytes)
 
     def forward(self, X, out):
         """out = the stack applied to X, when X is a C-contiguous finite 2-D
@@ -343,9 +383,10 @@ cdef class DenseStack:
         Returns
         -------
         bool
-            False, with ``out`` unwritten, when X is anything else (the caller
-            then validates X the slow way, which converts it or says what is
-            wrong). ``out`` must be (n_samples, n_out) of the same dtype.
+            False when X is anything else (the caller then validates X the
+            slow way, which converts it or says what is wrong); ``out`` may
+            then be partly written, and is to be discarded. ``out`` must be
+            (n_samples, n_out) of the same dtype.
         """
         cdef int status
         if (type(X) is not np.ndarray or X.dtype != self.dtype or X.ndim != 2
@@ -369,18 +410,23 @@ cdef class DenseStack:
 
     cdef int _run(self, const floating* X, Py_ssize_t n,
                   floating* out) noexcept nogil:
-        """1: done; 0: X has a non-finite value (nothing written); -1: no memory."""
+        """1: done; 0: X has a non-finite value (``out`` partly written, to be
+        discarded); -1: no memory."""
         cdef Py_ssize_t i, r0, k, l
-        cdef Py_ssize_t rows = n if n < STACK_ROWS else STACK_ROWS
+        cdef Py_ssize_t rows = STACK_SCRATCH // (2 * self.width * sizeof(floating))
         cdef floating* scratch
         cdef floating* bufs[2]
         cdef const floating* inp
         cdef floating* dst
         cdef StackLayer* L
-        for i in range(n * self.n_in):
-            if not isfinite(X[i]):
-                return 0
-        scratch = <floating*> malloc(2 * rows * self.width * sizeof(floating))
+        cdef bint cached
+        cdef int status = 1
+        if rows < STACK_ROWS:
+            rows = STACK_ROWS
+        if rows > n:
+            rows = n
+        scratch = <floating*> self._take_scratch(
+            2 * rows * self.width * sizeof(floating), &cached)
         if scratch == NULL:
             return -1
         bufs[0] = scratch
@@ -389,6 +435,10 @@ cdef class DenseStack:
         while r0 < n:
             k = rows if r0 + rows <= n else n - r0
             inp = X + r0 * self.n_in
+            # Checked chunk by chunk, so that the GEMM reads it from cache.
+            if not all_finite(inp, k * self.n_in):
+                status = 0
+                break
             for l in range(self.n_layers):
                 L = &self.layers[l]
                 dst = (out + r0 * self.n_out if l == self.n_layers - 1
@@ -397,5 +447,8 @@ cdef class DenseStack:
                                 L.n_out, L.act, L.alpha, dst, dst)
                 inp = dst
             r0 += k
-        free(scratch)
-        return 1
+        if cached:
+            PyThread_release_lock(self.cache_lock)
+        else:
+            free(scratch)
+        return status

@@ -122,3 +122,19 @@ cdef inline double row_sum_exp(const floating* x, floating shift,
     for j in range(n - n % 4, n):
         s0 += vexp(x[j] - shift)
     return (s0 + s1) + (s2 + s3)
+
+
+cdef inline bint all_finite(const floating* x, Py_ssize_t n) noexcept nogil:
+    """No inf or NaN in x[0:n]. ``x - x`` is exactly 0 for a finite x and NaN
+    otherwise; each block is checked whole, with no early exit inside it, so
+    that the loop vectorizes (an exit per element keeps it scalar)."""
+    cdef Py_ssize_t j, start, stop
+    cdef int ok
+    for start in range(0, n, 4096):
+        stop = start + 4096 if start + 4096 < n else n
+        ok = 1
+        for j in range(start, stop):
+            ok &= (x[j] - x[j]) == 0
+        if not ok:
+            return False
+    return True
