@@ -1,5 +1,6 @@
 """The fastnn command, run in subprocesses on shipped data."""
 
+import math
 import subprocess
 import sys
 
@@ -28,6 +29,16 @@ def test_train_defaults_reach_095_and_save(trained):
     assert float(line.split()[-1]) >= 0.95, out
     assert "Hoeffding" in out and "samples/s" in out and "time per epoch" in out
     assert (tmp / "model.safetensors").exists()
+    # The interval's half-width is the formula's, also where [0, 1] clips it.
+    line = next(ln for ln in out.splitlines() if "Hoeffding interval" in ln)
+    n = int(line.split("n=")[1].split(",")[0])
+    t = float(line.split("t=")[1].rstrip(")"))
+    assert t == pytest.approx(math.sqrt(math.log(2 / 0.05) / (2 * n)), abs=5e-5)
+    acc = float(next(ln for ln in out.splitlines()
+                     if ln.strip().startswith("test accuracy")).split()[-1])
+    low, high = (float(v) for v in line.split("[")[1].split("]")[0].split(","))
+    assert low == pytest.approx(max(0.0, acc - t), abs=2e-4)
+    assert high == pytest.approx(min(1.0, acc + t), abs=2e-4)
 
 
 def test_predict_loads_the_trained_model(trained, tmp_path):

@@ -63,6 +63,11 @@ def test_no_array_allocation_per_step_with_dropout_and_batchnorm(monkeypatch):
     assert max(_epoch_peaks(layers, False, monkeypatch)) < LIMIT
 
 
+def test_no_array_allocation_per_step_with_l1_and_l2(monkeypatch):
+    layers = [fastnn.Dense(WIDTH, "relu", l1=1e-5, l2=1e-4), fastnn.Dense(10, l2=1e-4)]
+    assert max(_epoch_peaks(layers, False, monkeypatch)) < LIMIT
+
+
 def test_the_probe_sees_per_step_arrays(monkeypatch):
     # The NumPy twins return fresh arrays inside each kernel: the same probe
     # reports them, so the limit above is a real check.

@@ -127,7 +127,7 @@ def cmd_train(args):
     import fastnn
     from fastnn.callbacks import EarlyStopping
     from fastnn.data import load_data
-    from fastnn.metrics import hoeffding_interval
+    from fastnn.metrics import hoeffding_interval, hoeffding_t
 
     _check_plot_support(args.plot)
     X, y = load_data(args.data, args.label_column)
@@ -186,7 +186,7 @@ def cmd_train(args):
         rows += [("test accuracy", f"{test_acc:.4f}"),
                  ("test 95% Hoeffding interval",
                   f"[{low:.4f}, {high:.4f}] (n={len(Xte)}, "
-                  f"t={(high - low) / 2 if 0 < low and high < 1 else 0:.4f})")]
+                  f"t={hoeffding_t(len(Xte), 0.05):.4f})")]
     epochs_run = len(history.history.get("loss", []))
     per_epoch = np.median(history.history["time"]) if epochs_run else float("nan")
     rows += [("epochs", str(epochs_run)),

@@ -17,6 +17,10 @@ from fastnn.activations import PRELU_INIT, check_alpha, get_activation
 from fastnn.initializers import INITIALIZERS, initialize
 
 
+#: Elements per block in ``Dense.penalty``.
+PENALTY_BLOCK = 4096
+
+
 class Workspace:
     """Per-layer buffers for up to ``n`` rows; ``rows(name, k)`` is the first k."""
 
@@ -194,11 +198,15 @@ class Dense(Layer):
 
     def workspace(self, n):
         z = np.empty((n, self.units), self.dtype) if self._needs_z() else None
+        # The penalty's gradient term, written here each step, not allocated.
+        reg = (np.empty((self.units, self.n_in), self.dtype)
+               if self.l1 or self.l2 else None)
         return Workspace(
             n,
             Y=np.empty((n, self.units), self.dtype),
             Z=z,
             dX=np.empty((n, self.n_in), self.dtype),
+            reg=reg,
         )
 
     def forward(self, ops, X, ws, k, training, rng):
@@ -218,20 +226,30 @@ class Dense(Layer):
                            ws.rows("Y", k), dY, self.activation.name, self.alpha,
                            dX, dW, db)
         if self.trainable and (self.l1 or self.l2):
-            W = self.params["weight"]
-            if self.l2:
-                dW += self.l2 * W
-            if self.l1:
-                dW += self.l1 * np.sign(W)
+            W, reg = self.params["weight"], ws.buffers["reg"]
+            if self.l2:  # d/dW 0.5 l2 |W|^2
+                np.multiply(W, self.l2, out=reg)
+                dW += reg
+            if self.l1:  # d/dW l1 |W|_1, with sign(0) = 0
+                np.sign(W, out=reg)
+                reg *= self.l1
+                dW += reg
         return dX
 
     def penalty(self):
-        W = self.params["weight"]
+        if not (self.l1 or self.l2):
+            return 0.0
+        # Over blocks of W, summed in double: no W-sized temporary (nor a
+        # float64 cast buffer), and each dot product small enough that BLAS
+        # does not wake its threads for it.
+        flat = self.params["weight"].reshape(-1)
         total = 0.0
-        if self.l2:
-            total += 0.5 * self.l2 * float(np.dot(W.ravel(), W.ravel()))
-        if self.l1:
-            total += self.l1 * float(np.abs(W).sum(dtype=np.float64))
+        for start in range(0, flat.size, PENALTY_BLOCK):
+            block = flat[start:start + PENALTY_BLOCK]
+            if self.l2:
+                total += 0.5 * self.l2 * float(np.dot(block, block))
+            if self.l1:
+                total += self.l1 * float(np.abs(block).sum())
         return total
 
     def get_config(self):
