@@ -1,6 +1,7 @@
 """The fastnn command, run in subprocesses on shipped data."""
 
 import math
+import os
 import subprocess
 import sys
 
@@ -89,6 +90,11 @@ def test_train_on_csv_with_plot(tmp_path):
     (["train", "--lr", "-1"], "learning rate"),
     (["train", "--val-split", "1.5"], "val_size"),
     (["predict", "missing.safetensors", "x.npy"], "no such file"),
+    (["train", "--lr", "0"], "learning rate"),
+    (["train", "--hidden", "128,,64"], "sizes"),
+    (["train", "--save", "nodir/m.safetensors"], "no such directory"),
+    (["train", "--optimizer", "sgd", "--lr", "1e6", "--epochs", "1", "--quiet"],
+     "diverged"),
 ])
 def test_bad_input_exits_with_one_line(args, message, tmp_path):
     proc = fastnn_cmd(*args, cwd=tmp_path)
@@ -112,6 +118,57 @@ def test_bad_csv_column_and_file(tmp_path):
     garbage.write_bytes(b"\x00" * 100)
     proc = fastnn_cmd("predict", str(garbage), str(path), cwd=tmp_path)
     assert proc.returncode != 0 and "not a loadable" in proc.stderr
+
+
+def test_bad_data_files_exit_with_one_line(tmp_path):
+    (tmp_path / "header.csv").write_text("a,b,label\n")
+    X = np.ones((10, 2))
+    X[3, 1] = np.inf
+    np.save(tmp_path / "Xinf.npy", X)
+    np.save(tmp_path / "Xtext.npy", np.full((10, 2), "a"))
+    np.save(tmp_path / "y.npy", np.arange(10) % 2)
+    for data, message in [("header.csv", "no data rows"),
+                          ("Xinf.npy,y.npy", "NaN or infinity"),
+                          ("Xtext.npy,y.npy", "real numbers")]:
+        proc = fastnn_cmd("train", "--data", data, "--epochs", "1", cwd=tmp_path)
+        assert proc.returncode != 0
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_predict_drops_the_label_column(trained, tmp_path):
+    _, tmp = trained
+    from fastnn.datasets import load_digits
+
+    X, y = load_digits()
+    X, y = X[:50], y[:50]
+    header = ",".join([f"p{i}" for i in range(32)] + ["label"]
+                      + [f"p{i}" for i in range(32, 64)])
+    np.savetxt(tmp_path / "d.csv", np.column_stack([X[:, :32], y, X[:, 32:]]),
+               delimiter=",", header=header, comments="", fmt="%g")
+    np.save(tmp_path / "X.npy", X)
+    model = str(tmp / "model.safetensors")
+    proc = fastnn_cmd("predict", model, "d.csv", "--label-column", "label",
+                      "--out", "from_csv.npy", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = fastnn_cmd("predict", model, "X.npy", "--out", "from_npy.npy",
+                      cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "from_csv.npy"),
+                                  np.load(tmp_path / "from_npy.npy"))
+
+
+def test_closed_stdout_is_not_an_error():
+    # as in `fastnn info | head -1`: the reader is gone before the output
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "fastnn.cli", "info"],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              timeout=600)
+    finally:
+        os.close(write_end)
+    assert proc.stderr == ""
 
 
 def test_info_lists_kernels():

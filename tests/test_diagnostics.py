@@ -22,6 +22,18 @@ def test_small_init_collapses_activations(experiment):
     assert experiment["tanh N(0, 0.01)"]["verdict"] == "vanishing"
 
 
+def test_input_and_weights_are_independent(experiment):
+    # N(0, 0.01) weights on N(0, 1) input with fan-in 500 give pre-activations
+    # of std 0.01 * sqrt(500) = 0.22: |tanh| > 0.99 needs |z| > 2.65, twelve
+    # standard deviations out, so no first-layer unit may saturate. Weights
+    # drawn from the input's own stream put ||x||^2 / 100 ~ 5 on a diagonal.
+    first = experiment["tanh N(0, 0.01)"]["rows"][0]
+    z, w = np.polynomial.hermite_e.hermegauss(40)  # E[tanh(0.22 Z)^2], Z ~ N(0, 1)
+    expected_std = np.sqrt(w @ np.tanh(0.01 * np.sqrt(500) * z) ** 2 / w.sum())
+    assert first["std"] == pytest.approx(expected_std, rel=0.02)
+    assert first["saturated"] == 0.0
+
+
 def test_unit_normal_init_saturates(experiment):
     rows = _hidden(experiment["tanh N(0, 1)"]["rows"])
     for r in rows[len(rows) // 2:]:

@@ -148,6 +148,9 @@ BAD = [
     ([], "is empty"),
     ([0, 1.5], "must be integers"),
     ([0, np.nan], "must be integers"),
+    ([0, np.inf], "must be integers"),
+    ([0, 1e30], "must be < 2\\*\\*63"),
+    (np.array([0, 2**64 - 1], np.uint64), "must be < 2\\*\\*63"),
     ([0, -1], ">= 0"),
     (["a", "b"], "must be integers"),
 ]
@@ -252,6 +255,8 @@ def test_hoeffding_n_is_the_smallest_sufficient_n():
     (lambda: hoeffding_n(1.5), "t"),
     (lambda: hoeffding_n(0.1, 0.0), "delta"),
     (lambda: hoeffding_n(0.1, 2.0), "delta"),
+    (lambda: hoeffding_n(1e-160), "t"),  # ln 40 / (2 t^2) overflows a float
+    (lambda: hoeffding_n(1e-300), "t"),  # t^2 underflows to 0
 ])
 def test_hoeffding_bad_arguments_raise_value_error(call, arg):
     with pytest.raises(ValueError, match=rf"^{arg}:"):

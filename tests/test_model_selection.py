@@ -73,3 +73,51 @@ def test_cross_validate_threads_equal_serial():
     assert serial["mean"] == pytest.approx(np.mean(serial["scores"]))
     assert serial["std"] == pytest.approx(np.std(serial["scores"]))
     assert serial["mean"] > 0.85
+
+
+def test_stratified_split_has_the_sizes_asked_for():
+    # 20 classes of 3: a per-class round(3 * 0.2) = 1 would put 20 of 60 samples
+    # (a third) in the test part. The parts must have the unstratified sizes,
+    # round(60 * 0.1) = 6 and round(60 * 0.2) = 12, each class within one of
+    # its share (0.3 and 0.6 samples).
+    y = np.repeat(np.arange(20), 3)
+    X = np.arange(60)[:, None]
+    Xtr, Xv, Xte, ytr, yv, yte = train_val_test_split(X, y, 0.1, 0.2, stratify=True,
+                                                      seed=0)
+    assert (len(Xtr), len(Xv), len(Xte)) == (42, 6, 12)
+    assert set(np.bincount(yte, minlength=20)) <= {0, 1}
+    assert set(np.bincount(yv, minlength=20)) <= {0, 1}
+    assert sorted(np.concatenate([Xtr, Xv, Xte])[:, 0]) == list(range(60))
+    np.testing.assert_array_equal(y[Xte[:, 0]], yte)
+
+
+def test_stratified_kfold_without_shuffle_keeps_index_order():
+    # Class 0 is 0, 2, ..., 10 and class 1 is 1, 3, ..., 11; dealt in index
+    # order, class after class, round-robin over 3 folds: 0 6 1 7 | 2 8 3 9 |
+    # 4 10 5 11, whatever the seed.
+    y = np.arange(12) % 2
+    for seed in (None, 0, 7):
+        tests = [test.tolist() for _, test in
+                 StratifiedKFold(3, shuffle=False, seed=seed).split(np.zeros(12), y)]
+        assert tests == [[0, 1, 6, 7], [2, 3, 8, 9], [4, 5, 10, 11]]
+
+
+def test_split_names_a_missing_argument():
+    with pytest.raises(TypeError, match="^y:"):
+        train_val_test_split(np.zeros((10, 1)), None)
+    with pytest.raises(TypeError, match="^X:"):
+        train_val_test_split(5, np.zeros(10))
+
+
+def test_cross_validate_seed_fixes_the_fits():
+    X, y = load_digits()
+    X = X[:300] / 16.0
+    y = y[:300]
+
+    def build():
+        return fastnn.Sequential([fastnn.Dense(16, "relu"), fastnn.Dense(10)], seed=0)
+
+    kw = dict(epochs=2)  # no seed of its own: cross_validate's seed fixes fit's
+    first = cross_validate(build, X, y, k=2, fit_kwargs=kw, n_jobs=1, seed=3)
+    second = cross_validate(build, X, y, k=2, fit_kwargs=kw, n_jobs=2, seed=3)
+    np.testing.assert_array_equal(first["loss"], second["loss"])

@@ -1,6 +1,7 @@
 """The ``fastnn`` command: train, predict, diagnose, info, bench."""
 
 import argparse
+import os
 import sys
 import time
 
@@ -20,7 +21,7 @@ class CLIError(Exception):
 
 def _hidden(text):
     try:
-        sizes = [int(s) for s in text.split(",") if s.strip()]
+        sizes = [int(s) for s in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected sizes like 128,64, got {text!r}")
     if any(s < 1 for s in sizes):
@@ -106,6 +107,19 @@ def _check_plot_support(path):
         raise CLIError("--plot needs matplotlib: pip install 'fastnn-core[plot]'")
 
 
+def _check_output_path(option, path):
+    """Fail before training, not after it, when ``path`` cannot be written."""
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise CLIError(f"{option}: {path} is a directory")
+    if not os.path.isdir(folder):
+        raise CLIError(f"{option}: no such directory: {folder}")
+    if not os.access(folder, os.W_OK):
+        raise CLIError(f"{option}: cannot write to {folder}")
+
+
 def _split(X, y, args):
     from fastnn.model_selection import train_val_test_split
 
@@ -125,17 +139,18 @@ def _fold_standardization(model, mean, std):
 
 def cmd_train(args):
     import fastnn
+    from fastnn._validation import check_array, check_labels
     from fastnn.callbacks import EarlyStopping
     from fastnn.data import load_data
     from fastnn.metrics import hoeffding_interval, hoeffding_t
 
     _check_plot_support(args.plot)
+    if not args.lr > 0:
+        raise CLIError(f"--lr: the learning rate must be > 0, got {args.lr}")
+    _check_output_path("--save", args.save)
+    _check_output_path("--plot", args.plot)
     X, y = load_data(args.data, args.label_column)
-    X = np.asarray(X, np.float64)
-    if X.ndim != 2:
-        raise CLIError(f"data: X must be 2-D, got shape {X.shape}")
-    from fastnn._validation import check_labels
-
+    X = check_array("X", X, np.float64)
     y = check_labels("labels", y, X.shape[0])
     n_classes = int(y.max()) + 1
     if n_classes < 2:
@@ -177,9 +192,10 @@ def cmd_train(args):
     elapsed = time.perf_counter() - start
     _fold_standardization(model, mean, std)
     train_acc = model.evaluate(Xtr, ytr)["accuracy"]
-    val_acc = model.evaluate(Xval, yval)["accuracy"] if len(Xval) else float("nan")
+    val_acc = (f"{model.evaluate(Xval, yval)['accuracy']:.4f}" if len(Xval)
+               else "- (no validation split)")
     rows = [("train accuracy", f"{train_acc:.4f}"),
-            ("validation accuracy", f"{val_acc:.4f}")]
+            ("validation accuracy", val_acc)]
     if len(Xte):
         test_acc = model.evaluate(Xte, yte)["accuracy"]
         low, high = hoeffding_interval(test_acc, len(Xte), 0.05)
@@ -335,9 +351,20 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
-        return COMMANDS[args.command](args)
-    except (CLIError, ValueError, TypeError, OSError, ImportError) as exc:
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # the reader went away (``fastnn predict ... | head``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (CLIError, ValueError, TypeError, OSError, ImportError,
+            FloatingPointError) as exc:
+        # FloatingPointError: fit's TrainingDivergedError, which says what to do
         print(f"fastnn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except MemoryError as exc:
+        print(f"fastnn {args.command}: error: out of memory ({exc})", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"fastnn {args.command}: interrupted", file=sys.stderr)

@@ -1,6 +1,7 @@
 """Reading data files for the command line: ``.npz``, ``.npy`` pairs, ``.csv``."""
 
 import os
+import warnings
 
 import numpy as np
 
@@ -22,10 +23,16 @@ def _read_csv(path, label_column):
 
     header = None if all(numeric(c) for c in cells) else cells
     try:
-        table = np.loadtxt(path, delimiter=delimiter, skiprows=1 if header else 0,
-                           ndmin=2, dtype=np.float64)
+        with warnings.catch_warnings():
+            # a header without rows: said below, in one line
+            warnings.filterwarnings("ignore", "loadtxt: input contained no data")
+            table = np.loadtxt(path, delimiter=delimiter,
+                               skiprows=1 if header else 0, ndmin=2,
+                               dtype=np.float64)
     except ValueError as exc:
         raise ValueError(f"data: {path} has non-numeric cells ({exc})") from None
+    if table.shape[0] == 0:
+        raise ValueError(f"data: {path} has a header but no data rows")
     if label_column is None:
         return table, None, header
     if header is not None and label_column in header:
@@ -55,7 +62,8 @@ def load_data(spec, label_column="-1", need_labels=True):
     ``spec`` is ``"digits"`` (the shipped data), a ``.npz`` with arrays ``X``
     and ``y``, ``X.npy,y.npy`` (a pair; ``y`` optional when labels are not
     needed), or a ``.csv`` whose ``label_column`` (name or index, default the
-    last) holds the labels.
+    last) holds the labels; with ``label_column=None`` every CSV column is a
+    feature and ``y`` is None.
     """
     if spec == "digits":
         from fastnn.datasets import load_digits
@@ -81,7 +89,7 @@ def load_data(spec, label_column="-1", need_labels=True):
             X = np.load(path, allow_pickle=False)
             y = np.load(parts[1], allow_pickle=False) if len(parts) == 2 else None
         elif ext == ".csv":
-            X, y, _ = _read_csv(path, label_column if need_labels else None)
+            X, y, _ = _read_csv(path, label_column)
         else:
             raise ValueError(f"data: unsupported file type {ext!r} "
                              "(use .npz, .npy or .csv)")

@@ -256,16 +256,20 @@ def depth_experiment(depth=10, width=500, n_samples=500, n_classes=10,
     """
     from fastnn.model import Sequential
 
-    rng = np.random.default_rng(seed)
+    # Independent streams for the data and the weights: one seed for both
+    # would make the first layer's N(0, s) weights a multiple of the input rows.
+    data_seq, weight_seq = np.random.SeedSequence(seed).spawn(2)
+    rng = np.random.default_rng(data_seq)
     X = rng.standard_normal((n_samples, width))
     y = rng.integers(0, n_classes, n_samples)
+    weight_seed = int(weight_seq.generate_state(1)[0])
     results = {}
     for name in (setups or SETUPS):
         act, init, gain = SETUPS[name]
         layers = [Dense(width, act, init=init, gain=gain) for _ in range(depth)]
         layers.append(Dense(n_classes, init="glorot_uniform"))
-        model = Sequential(layers, input_dim=width, dtype="float64", seed=seed,
-                           backend=backend)
+        model = Sequential(layers, input_dim=width, dtype="float64",
+                           seed=weight_seed, backend=backend)
         rows = layer_stats(model, X, y, "softmax_cross_entropy", keep_values)
         results[name] = summarize(rows)
     return results

@@ -19,12 +19,14 @@ def _labels(name, y):
     if arr.size == 0:
         raise ValueError(f"{name}: is empty")
     if arr.dtype.kind not in "biu":
-        if arr.dtype.kind == "f" and np.array_equal(arr, np.round(arr)):
-            arr = arr.astype(np.int64)
-        else:
+        # inf equals its own rounding: check finiteness before that test
+        if not (arr.dtype.kind == "f" and np.isfinite(arr).all()
+                and np.array_equal(arr, np.round(arr))):
             raise ValueError(f"{name}: class labels must be integers")
     if arr.min() < 0:
         raise ValueError(f"{name}: class labels must be >= 0")
+    if arr.dtype.kind in "fu" and arr.max() >= 2**63:
+        raise ValueError(f"{name}: class labels must be < 2**63, got {arr.max()}")
     return arr.astype(np.int64)
 
 
@@ -87,4 +89,8 @@ def hoeffding_n(t, delta=0.05):
     """Test samples needed for half-width ``t``: ``ceil(ln(2/delta) / (2 t^2))``."""
     t = check_float("t", t, 0, 1, low_open=True)
     delta = check_float("delta", delta, 0, 1, low_open=True, high_open=True)
-    return int(math.ceil(math.log(2.0 / delta) / (2.0 * t * t)))
+    denominator = 2.0 * t * t  # 0.0 once t * t underflows
+    n = math.log(2.0 / delta) / denominator if denominator else math.inf
+    if not math.isfinite(n):
+        raise ValueError(f"t: {t} is too small: the sample size overflows a float")
+    return int(math.ceil(n))

@@ -17,22 +17,42 @@ def _check_seed(seed):
     return None if seed is None else check_int("seed", seed, 0)
 
 
-def _n_samples(X):
+def _n_samples(X, name="X"):
+    if np.ndim(X) == 0:
+        raise TypeError(f"{name}: must be an array with one entry per sample, "
+                        f"got {X!r}")
     n = len(X)
     if n == 0:
-        raise ValueError("X: is empty")
+        raise ValueError(f"{name}: is empty")
     return n
 
 
 def _class_members(y, rng):
-    """Per class, its sample indices in random order."""
+    """Per class, its sample indices: in random order, or in index order when
+    ``rng`` is None."""
     classes, inverse = np.unique(np.asarray(y), return_inverse=True)
     members = []
     for c in range(len(classes)):
         idx = np.flatnonzero(inverse == c)
-        rng.shuffle(idx)
+        if rng is not None:
+            rng.shuffle(idx)
         members.append(idx)
     return members
+
+
+def _apportion(total, quotas, capacity, rng):
+    """Integers summing to ``total``, each within one of its ``quotas`` entry
+    (largest remainders first, ties in random order) and at most its
+    ``capacity`` entry."""
+    counts = np.minimum(np.floor(quotas).astype(np.int64), capacity)
+    order = np.lexsort((rng.permutation(len(quotas)), np.floor(quotas) - quotas))
+    short = total - int(counts.sum())
+    while short > 0:  # a second round only when capacities bind
+        for c in order:
+            if short and counts[c] < capacity[c]:
+                counts[c] += 1
+                short -= 1
+    return counts
 
 
 def train_val_test_split(X, y, val_size=0.1, test_size=0.2, stratify=False,
@@ -43,7 +63,7 @@ def train_val_test_split(X, y, val_size=0.1, test_size=0.2, stratify=False,
     ``stratify=True`` each part keeps the class proportions of ``y``.
     """
     n = _n_samples(X)
-    if len(y) != n:
+    if _n_samples(y, "y") != n:
         raise ValueError(f"y: has {len(y)} entries but X has {n} samples")
     val_size = check_float("val_size", val_size, 0, 1, high_open=True)
     test_size = check_float("test_size", test_size, 0, 1, high_open=True)
@@ -57,19 +77,19 @@ def train_val_test_split(X, y, val_size=0.1, test_size=0.2, stratify=False,
         raise ValueError(f"val_size + test_size: leave no training data of {n}")
     rng = np.random.default_rng(_check_seed(seed))
     if stratify:
+        # Per class, test and validation counts near its share of n_test and
+        # n_val, summing to exactly those: the parts have the sizes asked for.
+        members = _class_members(y, rng)
+        sizes = np.array([len(idx) for idx in members])
+        k_test = _apportion(n_test, sizes * test_size, sizes, rng)
+        k_val = _apportion(n_val, sizes * val_size, sizes - k_test, rng)
         parts = ([], [], [])
-        for idx in _class_members(y, rng):
-            k_test = int(math.floor(len(idx) * test_size + 0.5))
-            k_val = int(math.floor(len(idx) * val_size + 0.5))
-            parts[0].append(idx[:k_test])
-            parts[1].append(idx[k_test:k_test + k_val])
-            parts[2].append(idx[k_test + k_val:])
+        for idx, kt, kv in zip(members, k_test, k_val):
+            parts[0].append(idx[:kt])
+            parts[1].append(idx[kt:kt + kv])
+            parts[2].append(idx[kt + kv:])
         test_idx, val_idx, train_idx = (rng.permutation(np.concatenate(p))
                                         for p in parts)
-        if len(train_idx) == 0 or (test_size and len(test_idx) == 0) or (
-            val_size and len(val_idx) == 0
-        ):
-            raise ValueError("val_size/test_size: a stratified part would be empty")
     else:
         order = rng.permutation(n)
         test_idx, val_idx, train_idx = (order[:n_test], order[n_test:n_test + n_val],
@@ -123,7 +143,7 @@ class StratifiedKFold(KFold):
         if counts.min() < self.n_splits:
             raise ValueError(f"y: the smallest class has {counts.min()} members, "
                              f"fewer than n_splits={self.n_splits}")
-        rng = np.random.default_rng(self.seed if self.shuffle else 0)
+        rng = np.random.default_rng(self.seed) if self.shuffle else None
         # Deal each class's members round-robin across the folds, continuing
         # the count from class to class so fold sizes differ by at most one.
         order = np.concatenate(_class_members(y, rng))
@@ -147,7 +167,8 @@ def cross_validate(build_model, X, y, k=5, fit_kwargs=None, n_jobs=1,
     stratified : bool
         Use :class:`StratifiedKFold` (classification) or :class:`KFold`.
     seed : int
-        Fixes the folds.
+        Fixes the folds, and the shuffling in ``fit`` unless ``fit_kwargs``
+        has a ``seed`` of its own.
     metric : str
         The key of ``model.evaluate`` reported per fold (``"accuracy"`` or
         ``"loss"``).
@@ -163,6 +184,7 @@ def cross_validate(build_model, X, y, k=5, fit_kwargs=None, n_jobs=1,
     n_jobs = check_int("n_jobs", n_jobs, 1)
     fit_kwargs = dict(fit_kwargs or {})
     fit_kwargs.setdefault("verbose", 0)
+    fit_kwargs.setdefault("seed", seed)
     X = np.asarray(X)
     y = np.asarray(y)
     splitter = (StratifiedKFold if stratified else KFold)(k, True, seed)
