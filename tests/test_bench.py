@@ -39,7 +39,7 @@ def test_tiny_run_reports_every_implementation_and_inference(tmp_path, capsys):
             assert pred[impl]["one_sample"] > 0
     out = capsys.readouterr().out
     assert "x roofline" in out and "1797 rows" in out and "1 sample" in out
-    assert "BLAS: " in out
+    assert "BLAS for " in out
 
 
 @pytest.mark.parametrize("argv, match", [

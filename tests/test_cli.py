@@ -175,6 +175,14 @@ def test_info_lists_kernels():
     proc = fastnn_cmd("info")
     assert proc.returncode == 0, proc.stderr
     assert "dense" in proc.stdout and "float32" in proc.stdout
+    # The BLAS the kernels call (SciPy's), with its version and threads; the
+    # test extras include threadpoolctl, which finds it.
+    import scipy
+
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("BLAS for")
+                and "the kernels" in ln)
+    assert "threads" in line
+    assert scipy.__file__ and os.path.exists(line.rsplit("; ", 1)[1])
 
 
 def test_diagnose_runs_small():

@@ -361,19 +361,10 @@ def main(argv=None):
     epochs = args.epochs or 3
     if epochs < 3:
         raise ValueError("epochs: the median needs at least 3 epochs")
-    try:
-        from threadpoolctl import threadpool_info
+    from fastnn.ops import blas_report
 
-        import scipy.linalg  # noqa: F401  (loads the kernels' BLAS, to list it)
-
-        for lib in threadpool_info():
-            if lib.get("user_api") == "blas":
-                print(f"BLAS: {os.path.basename(lib.get('filepath', ''))}: "
-                      f"{lib.get('internal_api')} {lib.get('version')}, "
-                      f"{lib.get('architecture')} kernels, "
-                      f"{lib.get('num_threads')} threads")
-    except ImportError:
-        pass
+    for line in blas_report():
+        print(line)
     print(f"cpus: {os.cpu_count()}; {epochs} timed epochs after 1 warm-up, median")
     results = run(configs, epochs, compare=not args.no_compare)
     if args.json:

@@ -300,19 +300,11 @@ def cmd_diagnose(args):
 def cmd_info(args):
     import fastnn
     from fastnn._kernels import KERNEL_MODULES
+    from fastnn.ops import blas_report
 
     print(f"fastnn {fastnn.__version__} (numpy {np.__version__})")
-    try:
-        from threadpoolctl import threadpool_info
-
-        for pool in threadpool_info():
-            if pool.get("user_api") == "blas":
-                print(f"BLAS: {pool.get('internal_api')} {pool.get('version')} "
-                      f"({pool.get('threading_layer')}), "
-                      f"{pool.get('num_threads')} threads, "
-                      f"{pool.get('architecture')}; {pool.get('filepath')}")
-    except ImportError:
-        print("BLAS: install threadpoolctl to see the BLAS library and its threads")
+    for line in blas_report():
+        print(line)
     import importlib
 
     print("compiled kernels:")

@@ -6,6 +6,7 @@ signatures, gathered from the ``__all__`` of each kernel module.
 """
 
 import importlib
+import os
 from types import SimpleNamespace
 
 from fastnn._kernels import KERNEL_MODULES
@@ -47,3 +48,30 @@ def get_ops(backend="cython"):
                 functions[name] = getattr(module, name)
         ops = _cache[backend] = SimpleNamespace(name=backend, **functions)
     return ops
+
+
+def blas_report():
+    """Lines describing each BLAS library loaded (after loading SciPy's, the
+    one the compiled kernels call through ``scipy.linalg.cython_blas``): who
+    uses it, version, kernel type, threads and file. Needs threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return ["BLAS: install threadpoolctl to see the BLAS libraries and their "
+                "threads"]
+    import scipy.linalg.cython_blas  # noqa: F401  (loads the kernels' BLAS)
+
+    libs = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+    lines = []
+    for lib in libs:
+        # Wheels keep each package's own copy beside it (scipy.libs, numpy.libs);
+        # a single library is shared by both.
+        folder = os.path.basename(os.path.dirname(lib.get("filepath", "")))
+        user = ("NumPy and the kernels" if len(libs) == 1
+                else "the kernels (via SciPy)" if folder.startswith("scipy")
+                else "NumPy" if folder.startswith("numpy") else "another package")
+        lines.append(f"BLAS for {user}: {lib.get('internal_api')} "
+                     f"{lib.get('version')}, {lib.get('architecture')} kernels, "
+                     f"{lib.get('num_threads')} threads "
+                     f"({lib.get('threading_layer')}); {lib.get('filepath')}")
+    return lines
