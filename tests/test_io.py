@@ -170,3 +170,105 @@ def test_tensor_shape_mismatch_and_nan_are_refused(tmp_path):
 
     with pytest.raises(ValueError, match="architecture"):
         fastnn.load(_rewrite_header(path, tmp_path, unknown_layer))
+
+
+def test_saved_file_gets_the_permissions_of_a_new_file(tmp_path):
+    if os.name != "posix":
+        pytest.skip("POSIX permissions")
+    model, _ = _trained()
+    old = os.umask(0o022)
+    try:
+        model.save(tmp_path / "m.safetensors")
+        (tmp_path / "plain").write_bytes(b"")
+    finally:
+        os.umask(old)
+    mode = (tmp_path / "m.safetensors").stat().st_mode & 0o777
+    assert mode == (tmp_path / "plain").stat().st_mode & 0o777 == 0o644
+
+
+def test_flipped_bits_in_the_data_or_header_are_refused(tmp_path):
+    path, data = _saved_bytes(tmp_path)
+    header_len = int.from_bytes(data[:8], "little")
+    # The lowest bit of the file's last byte, in the data region: every value
+    # stays valid (finite, in range), so only a checksum can tell.
+    damaged = data[:-1] + bytes([data[-1] ^ 0x01])
+    path.write_bytes(damaged)
+    with pytest.raises(ValueError, match="corrupted"):
+        fastnn.load(path)
+    # l2 0.0 -> 8.0 in the JSON header: one bit ('0' is 0x30, '8' is 0x38).
+    at = data.index(b'\\"l2\\": 0.0')
+    assert at < 8 + header_len
+    digit = at + len(b'\\"l2\\": ')
+    damaged = data[:digit] + b"8" + data[digit + 1:]
+    path.write_bytes(damaged)
+    with pytest.raises(ValueError, match="corrupted"):
+        fastnn.load(path)
+
+
+def test_files_without_a_checksum_still_load(tmp_path):
+    path, _ = _saved_bytes(tmp_path)
+    model = fastnn.load(path)
+
+    def drop(header, tensors):
+        del header["sha256"]
+        return header, tensors
+
+    loaded = fastnn.load(_rewrite_header(path, tmp_path, drop))
+    X = np.random.default_rng(1).standard_normal((5, 6)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_a_huge_architecture_is_refused_before_allocating(tmp_path):
+    path, _ = _saved_bytes(tmp_path)
+
+    def huge(header, tensors):
+        header["layers"][0]["config"]["units"] = 10**12  # 24 TB of float32
+        return header, tensors
+
+    with pytest.raises(ValueError, match=r"0.weight is float32\[8, 6\], expected "
+                       r"float32\[1000000000000, 6\]"):
+        fastnn.load(_rewrite_header(path, tmp_path, huge))
+
+
+@pytest.mark.parametrize("value", [np.array([1, 2]), np.array(-3), np.array(2.5),
+                                   np.array(np.nan)])
+def test_bad_num_batches_tracked_is_refused(tmp_path, value):
+    path, _ = _saved_bytes(tmp_path)
+
+    def bad(header, tensors):
+        tensors["2.num_batches_tracked"] = value
+        return header, tensors
+
+    with pytest.raises(ValueError, match="2.num_batches_tracked"):
+        fastnn.load(_rewrite_header(path, tmp_path, bad))
+
+
+def test_negative_running_variance_is_refused(tmp_path):
+    path, _ = _saved_bytes(tmp_path)
+
+    def negative(header, tensors):
+        tensors["2.running_var"] = -np.ones(8, np.float32)
+        return header, tensors
+
+    with pytest.raises(ValueError, match="2.running_var"):
+        fastnn.load(_rewrite_header(path, tmp_path, negative))
+
+
+@pytest.mark.parametrize("version", [True, "1", 0, None])
+def test_bad_format_version_is_refused(tmp_path, version):
+    path, _ = _saved_bytes(tmp_path)
+
+    def change(header, tensors):
+        header["format_version"] = version
+        return header, tensors
+
+    with pytest.raises(ValueError, match="format version"):
+        fastnn.load(_rewrite_header(path, tmp_path, change))
+
+
+def test_path_of_a_wrong_type_names_the_argument(tmp_path):
+    model, _ = _trained()
+    with pytest.raises(TypeError, match="path"):
+        fastnn.load(123)
+    with pytest.raises(TypeError, match="path"):
+        model.save(None)

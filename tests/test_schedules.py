@@ -108,8 +108,15 @@ def test_warmup_alone_matches_linear_lr(epochs, start_factor):
     assert got[epochs:].tolist() == [BASE_LR] * (30 - epochs)
 
 
-def test_warmup_default_starts_at_zero():
-    got = _fastnn_lrs(Warmup(4), 8)
+def test_warmup_defaults_are_linear_lrs():
+    got = _fastnn_lrs(Warmup(5), 8)
+    want = _torch_lrs(lambda o, L: L.LinearLR(o), 8)  # start 1/3, over 5 epochs
+    np.testing.assert_allclose(got, want, **TOL)
+    assert got[0] == pytest.approx(BASE_LR / 3)
+
+
+def test_warmup_from_zero():
+    got = _fastnn_lrs(Warmup(4, start_factor=0.0), 8)
     want = _torch_lrs(lambda o, L: L.LambdaLR(o, lambda e: min(1.0, e / 4)), 8)
     np.testing.assert_allclose(got, want, **TOL)
     assert got[0] == 0.0
@@ -131,7 +138,7 @@ def test_warmup_then_schedule_matches_sequential_lr(inner, torch_inner, epochs,
 
 
 def test_warmup_from_zero_then_cosine_matches_lambda_then_cosine():
-    got = _fastnn_lrs(Warmup(4, CosineAnnealing(12)), 17)
+    got = _fastnn_lrs(Warmup(4, CosineAnnealing(12), start_factor=0.0), 17)
     want = _torch_lrs(lambda o, L: L.SequentialLR(
         o, [L.LambdaLR(o, lambda e: e / 4), L.CosineAnnealingLR(o, 12)],
         milestones=[4]), 17)
@@ -142,7 +149,8 @@ def test_warmup_then_plateau_matches_plateau_started_after_warmup():
     rng = np.random.default_rng(7)
     losses = np.repeat(rng.uniform(0.5, 1.0, 20), 3)  # plateaus of 3 epochs
     W = 5
-    got = _fastnn_lrs(Warmup(W, ReduceOnPlateau(patience=1, factor=0.5)), 60, losses)
+    got = _fastnn_lrs(Warmup(W, ReduceOnPlateau(patience=1, factor=0.5), start_factor=0.0),
+                      60, losses)
     # the inner schedule's first call (epoch W) sees the logs of epoch W - 1:
     # torch after one step(losses[W - 1])
     want = _torch_lrs(lambda o, L: L.ReduceLROnPlateau(o, patience=1, factor=0.5),
@@ -274,7 +282,7 @@ def test_fit_records_the_schedule_and_restores_the_optimizer_lr():
     np.testing.assert_allclose(hist["lr"], 0.2 * 0.5 ** (np.arange(6) // 2),
                                rtol=1e-15)
     assert opt.lr == 0.2
-    hist, _ = _fit(Warmup(2, CosineAnnealing(4)))
+    hist, _ = _fit(Warmup(2, CosineAnnealing(4), start_factor=0.0))
     r = math.sqrt(0.5)  # cos(pi / 4)
     np.testing.assert_allclose(hist["lr"], [0.0, 0.1, 0.2, 0.2 * (1 + r) / 2, 0.1,
                                             0.2 * (1 - r) / 2],

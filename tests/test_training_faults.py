@@ -109,3 +109,23 @@ def test_verbose_progress_bar_writes(capsys):
     captured = capsys.readouterr()
     assert "epoch 2/2" in captured.out + captured.err
     assert "loss" in captured.out + captured.err
+
+
+@pytest.mark.parametrize("patience, stopped", [(0, 2), (1, 2), (2, 5), (3, 6),
+                                               (4, None)])
+def test_early_stopping_counts_patience_as_keras_and_lightning(patience, stopped):
+    # val_loss improves at epochs 0, 1 and 3, not at 2, 4, 5 and 6. The stop
+    # comes once ``patience`` epochs in a row have not improved (0 acts as 1).
+    model = _model()
+    stopper = fastnn.EarlyStopping(patience=patience, restore_best=False)
+    stopper.on_train_begin(model)
+    model.stop_training = False
+    for epoch, v in enumerate([1.0, 0.9, 0.95, 0.85, 0.96, 0.97, 0.98]):
+        stopper.on_epoch_end(model, epoch, {"val_loss": v})
+        if model.stop_training:
+            break
+    assert stopper.stopped_epoch == stopped
+    if stopped is not None and stopped < 3:
+        assert stopper.best == 0.9 and stopper.best_epoch == 1
+    else:
+        assert stopper.best == 0.85 and stopper.best_epoch == 3

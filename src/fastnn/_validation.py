@@ -35,6 +35,15 @@ def check_choice(name, value, choices):
     return value
 
 
+def check_name(name, value):
+    """A non-empty string, such as the name of a logged value to monitor."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: must be a string, got {value!r}")
+    if not value:
+        raise ValueError(f"{name}: must not be empty")
+    return value
+
+
 def check_bool(name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: must be True or False, got {value!r}")

@@ -1,8 +1,11 @@
 """Training callbacks and the :class:`History` that ``fit`` returns."""
 
 import math
+import os
 
-from fastnn._validation import check_bool, check_choice, check_float, check_int
+from fastnn._validation import (
+    check_bool, check_choice, check_float, check_int, check_name,
+)
 
 
 class History:
@@ -55,12 +58,14 @@ def _is_better(mode, monitor, value, best, min_delta):
 
 
 class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience``
-    epochs; with ``restore_best`` put back the best epoch's weights."""
+    """Stop once ``monitor`` has gone ``patience`` epochs in a row without
+    improving by ``min_delta`` (as Keras and PyTorch Lightning count: with
+    ``patience=0`` the first epoch without improvement stops); with
+    ``restore_best`` put back the best epoch's weights."""
 
     def __init__(self, monitor="val_loss", patience=5, min_delta=0.0, mode="auto",
                  restore_best=True):
-        self.monitor = monitor
+        self.monitor = check_name("monitor", monitor)
         self.patience = check_int("patience", patience, 0)
         self.min_delta = check_float("min_delta", min_delta, 0)
         self.mode = check_choice("mode", mode, ("auto", "min", "max"))
@@ -82,7 +87,7 @@ class EarlyStopping(Callback):
                 self.best_weights = model.get_weights()
         else:
             self.wait += 1
-            if self.wait > self.patience:
+            if self.wait >= self.patience:
                 self.stopped_epoch = epoch
                 model.stop_training = True
 
@@ -96,8 +101,13 @@ class ModelCheckpoint(Callback):
     with ``save_best_only`` only when ``monitor`` improved."""
 
     def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto"):
-        self.path = str(path)
-        self.monitor = monitor
+        self.path = os.fspath(path) if isinstance(path, os.PathLike) else path
+        if not isinstance(self.path, str):
+            raise TypeError(f"path: must be a file path (str or os.PathLike), "
+                            f"got {path!r}")
+        if not self.path:
+            raise ValueError("path: must not be empty")
+        self.monitor = check_name("monitor", monitor)
         self.save_best_only = check_bool("save_best_only", save_best_only)
         self.mode = check_choice("mode", mode, ("auto", "min", "max"))
 

@@ -68,6 +68,15 @@ class Layer:
         self.n_out = n_in
         return self.n_out
 
+    def unbuild(self):
+        """Undo :meth:`build` and forget the parameters and state."""
+        self.n_in = None
+        self.n_out = None
+        self.dtype = None
+        self.params = {}
+        self.grads = {}
+        self.state = {}
+
     def param_shapes(self):
         """``[(name, shape), ...]`` of the trainable parameters, in weight order."""
         return []
@@ -138,18 +147,18 @@ class Dense(Layer):
         A name from :data:`fastnn.activations.NAMES`; None is identity.
     init : str
         ``"auto"`` (by activation, after Glorot & He) or an initializer name.
-    gain : float or None
-        Overrides the initializer's gain.
     l1, l2 : float
         Penalties ``l1 * sum|W|`` and ``l2/2 * sum W^2`` on the weights (not
         the bias), added to the loss.
-    alpha : float or None
-        The activation's parameter (leaky_relu slope, elu alpha).
     trainable : bool
+    gain : float or None, keyword-only
+        Overrides the initializer's gain.
+    alpha : float or None, keyword-only
+        The activation's parameter (leaky_relu slope, elu alpha).
     """
 
-    def __init__(self, units, activation=None, init="auto", gain=None, l1=0.0,
-                 l2=0.0, alpha=None, trainable=True):
+    def __init__(self, units, activation=None, init="auto", l1=0.0, l2=0.0,
+                 trainable=True, *, gain=None, alpha=None):
         super().__init__(trainable)
         self.units = check_int("units", units, 1)
         self.activation = get_activation(activation)
@@ -173,6 +182,10 @@ class Dense(Layer):
         super().build(n_in, dtype)
         self.n_out = self.units
         return self.n_out
+
+    def unbuild(self):
+        super().unbuild()
+        self.feeds = None
 
     def param_shapes(self):
         return [("weight", (self.units, self.n_in)), ("bias", (self.units,))]
@@ -421,6 +434,10 @@ class BatchNorm(Layer):
         self.state = {"running_mean": np.zeros(self.n_in, self.dtype),
                       "running_var": np.ones(self.n_in, self.dtype)}
         self.num_batches_tracked = 0
+
+    def unbuild(self):
+        super().unbuild()
+        self.__dict__.pop("num_batches_tracked", None)
 
     def workspace(self, n):
         d = self.n_in

@@ -135,6 +135,16 @@ class Sequential:
         self.output_dim = width
         return self
 
+    def _unbuild(self):
+        """Undo :meth:`build`, so that a refused first ``fit`` leaves the model
+        as it was: unbuilt, its layers free to be built for any input width."""
+        for layer in self.layers:
+            layer.unbuild()
+        for name in ("_params", "_grads", "_offsets", "_stack"):
+            self.__dict__.pop(name, None)
+        self.input_dim = None
+        self.output_dim = None
+
     def _trainable_runs(self):
         runs = []
         for layer in self.layers:
@@ -182,15 +192,24 @@ class Sequential:
         for i, ((layer, name), value) in enumerate(zip(slots, weights)):
             target = layer.get_arrays()[name]
             arr = np.asarray(value)
-            if arr.dtype.kind not in "biuf":
-                raise TypeError(f"weights[{i}]: must be numeric, got {arr.dtype}")
+            if arr.dtype.kind not in "iuf":
+                raise TypeError(
+                    f"weights[{i}]: must hold real numbers, got dtype {arr.dtype}"
+                )
             if arr.shape != target.shape:
                 raise ValueError(
                     f"weights[{i}] ({type(layer).__name__} {name}): expected shape "
                     f"{target.shape}, got {arr.shape}"
                 )
+            # Checked after the cast: a float64 value beyond float32's range
+            # would otherwise become an infinite weight.
+            with np.errstate(over="ignore"):
+                arr = arr.astype(target.dtype)
             if not np.isfinite(arr).all():
-                raise ValueError(f"weights[{i}]: contains NaN or infinity")
+                raise ValueError(
+                    f"weights[{i}]: contains NaN or infinity (as "
+                    f"{np.dtype(target.dtype).name})"
+                )
             if name == "running_var" and (arr < 0).any():
                 raise ValueError(f"weights[{i}]: running_var must be >= 0")
             checked.append((target, arr))
@@ -226,12 +245,14 @@ class Sequential:
     def _dense_stack(self):
         """The one-call inference pass of an all-Dense model (None otherwise),
         made once; it reads the weights in place, so it stays current."""
+        if not self.built:  # not cached: the model may be built later
+            return None
         stack = self.__dict__.get("_stack", False)
         if stack is False:
             from fastnn.layers import Dense
 
             stack = None
-            if self.built and all(type(la) is Dense for la in self.layers):
+            if all(type(la) is Dense for la in self.layers):
                 stack = self.ops.DenseStack(
                     [(la.params["weight"], la.params["bias"], la.activation.name,
                       la.alpha) for la in self.layers])
@@ -335,6 +356,34 @@ class Sequential:
             result["mae"] = ab / (n * self.output_dim)
         return result
 
+    def _fit_inputs(self, X, y, spec, validation_data, validation_split,
+                    optimizer, batch_size, seed):
+        """The checks of ``fit`` that need the built model: the targets, the
+        validation data and the training buffers. Changes nothing in the model."""
+        target = self._check_targets(y, X.shape[0], spec)
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(
+                validation_data
+            ) != 2:
+                raise ValueError("validation_data: must be a pair (X_val, y_val)")
+            X_val = self._check_X(validation_data[0], "validation_data[0]")
+            y_val = self._check_targets(validation_data[1], X_val.shape[0], spec,
+                                        "validation_data[1]")
+        elif validation_split:
+            n_val = int(round(X.shape[0] * validation_split))
+            if n_val < 1 or n_val >= X.shape[0]:
+                raise ValueError(
+                    f"validation_split: {validation_split} of {X.shape[0]} samples "
+                    "leaves no validation or no training data"
+                )
+            X, X_val = X[:-n_val], X[-n_val:]
+            target, y_val = target[:-n_val], target[-n_val:]
+        else:
+            X_val = y_val = None
+
+        runner = _TrainingRun(self, X, target, spec, optimizer, batch_size, seed)
+        return target, X, X_val, y_val, runner
+
     def fit(self, X, y, loss="softmax_cross_entropy", optimizer="adam", epochs=10,
             batch_size=32, shuffle=True, validation_data=None, validation_split=0.0,
             callbacks=None, lr_schedule=None, verbose=1, seed=None):
@@ -358,7 +407,13 @@ class Sequential:
                                        high_open=True)
         verbose = check_int("verbose", verbose, 0, 2)
         seed = _check_seed(seed)
-        callbacks = list(callbacks or [])
+        if callbacks is None:
+            callbacks = []
+        elif isinstance(callbacks, (list, tuple)):
+            callbacks = list(callbacks)
+        else:
+            raise TypeError("callbacks: must be a list of Callback objects or None, "
+                            f"got {type(callbacks).__name__}")
         for i, cb in enumerate(callbacks):
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks[{i}]: expected a Callback, got "
@@ -368,30 +423,17 @@ class Sequential:
         if validation_data is not None and validation_split:
             raise ValueError("validation_split: give validation_data or "
                              "validation_split, not both")
-        if not self.built:
+        built_here = not self.built
+        if built_here:  # the labels' range needs the output width
             self.build(X.shape[1])
-        target = self._check_targets(y, X.shape[0], spec)
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(
-                validation_data
-            ) != 2:
-                raise ValueError("validation_data: must be a pair (X_val, y_val)")
-            X_val = self._check_X(validation_data[0], "validation_data[0]")
-            y_val = self._check_targets(validation_data[1], X_val.shape[0], spec,
-                                        "validation_data[1]")
-        elif validation_split:
-            n_val = int(round(X.shape[0] * validation_split))
-            if n_val < 1 or n_val >= X.shape[0]:
-                raise ValueError(
-                    f"validation_split: {validation_split} of {X.shape[0]} samples "
-                    "leaves no validation or no training data"
-                )
-            X, X_val = X[:-n_val], X[-n_val:]
-            target, y_val = target[:-n_val], target[-n_val:]
-        else:
-            X_val = y_val = None
-
-        runner = _TrainingRun(self, X, target, spec, optimizer, batch_size, seed)
+        try:
+            target, X, X_val, y_val, runner = self._fit_inputs(
+                X, y, spec, validation_data, validation_split, optimizer,
+                batch_size, seed)
+        except BaseException:
+            if built_here:
+                self._unbuild()
+            raise
         self.loss = spec.name
         history = History()
         self.history = history
@@ -508,6 +550,9 @@ def _check_metrics(metrics, spec):
         return ()
     if isinstance(metrics, str):
         metrics = (metrics,)
+    if not isinstance(metrics, (list, tuple)):
+        raise TypeError("metrics: must be a name, a list of names or None, got "
+                        f"{type(metrics).__name__}")
     valid = ("accuracy", "mse", "mae")
     for m in metrics:
         check_choice("metrics", m, valid)

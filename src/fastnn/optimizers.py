@@ -7,40 +7,48 @@ every layer is trainable). The update rules are in the kernels
 """
 
 import math
+import numbers
 
 import numpy as np
 
 from fastnn._validation import check_bool, check_choice, check_float
 
 
+def _check_hyper(value, label, ok):
+    """A finite real hyperparameter for which ``ok(value)`` holds, as ``float``.
+
+    The messages are torch.optim's: ``ValueError("Invalid learning rate: -1")``;
+    a value that is not a real number is a ``TypeError``.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"Invalid {label}: {value!r} (must be a real number)")
+    if not (math.isfinite(value) and ok(value)):
+        raise ValueError(f"Invalid {label}: {value}")
+    return float(value)
+
+
 def _check_lr(lr):
-    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not (
-        math.isfinite(lr) and lr >= 0
-    ):
-        raise ValueError(f"Invalid learning rate: {lr}")
-    return float(lr)
+    return _check_hyper(lr, "learning rate", lambda v: v >= 0)
 
 
 def _check_eps(eps):
-    if not isinstance(eps, (int, float, np.floating)) or not (
-        math.isfinite(eps) and eps >= 0
-    ):
-        raise ValueError(f"Invalid epsilon value: {eps}")
-    return float(eps)
+    return _check_hyper(eps, "epsilon value", lambda v: v >= 0)
 
 
 def _check_wd(weight_decay):
-    if not isinstance(weight_decay, (int, float, np.floating)) or not (
-        math.isfinite(weight_decay) and weight_decay >= 0
-    ):
-        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-    return float(weight_decay)
+    return _check_hyper(weight_decay, "weight_decay value", lambda v: v >= 0)
 
 
-def _check_beta(name, value):
-    if not isinstance(value, (int, float, np.floating)) or not 0.0 <= value < 1.0:
-        raise ValueError(f"Invalid {name} parameter: {value}")
-    return float(value)
+def _check_nonnegative(name, value):
+    return _check_hyper(value, f"{name} value", lambda v: v >= 0)
+
+
+def _check_betas(betas):
+    if not isinstance(betas, (tuple, list, np.ndarray)) or len(betas) != 2:
+        raise ValueError(f"Invalid betas: {betas!r} (need two numbers)")
+    return tuple(_check_hyper(b, f"beta parameter at index {i}",
+                              lambda v: 0.0 <= v < 1.0)
+                 for i, b in enumerate(betas))
 
 
 class Optimizer:
@@ -104,7 +112,7 @@ class Optimizer:
 
     def get_config(self):
         config = {k: v for k, v in vars(self).items()
-                  if k not in ("state", "step_count", "_mu_product")}
+                  if k not in ("state", "step_count") and not k.startswith("_")}
         return config
 
     def __repr__(self):
@@ -126,9 +134,7 @@ class SGD(Optimizer):
     def __init__(self, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
                  nesterov=False, clip_norm=None):
         super().__init__(lr, clip_norm)
-        if not isinstance(momentum, (int, float)) or momentum < 0:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        self.momentum = float(momentum)
+        self.momentum = _check_nonnegative("momentum", momentum)
         self.dampening = check_float("dampening", dampening)
         self.weight_decay = _check_wd(weight_decay)
         self.nesterov = check_bool("nesterov", nesterov)
@@ -145,21 +151,26 @@ class AdaGrad(Optimizer):
     """AdaGrad (torch.optim.Adagrad), plus ``decay`` for a leaky accumulator.
 
     ``clr = lr / (1 + (t - 1) * lr_decay)``; ``g = grad + weight_decay * p``;
-    ``sum = decay * sum + g^2``; ``p -= clr * g / (sqrt(sum) + eps)``.
-    ``decay=1`` is torch's rule.
+    ``sum = decay * sum + g^2``; ``p -= clr * g / (sqrt(sum) + eps)``, with
+    ``sum`` starting at ``initial_accumulator_value``. ``decay=1`` is torch's
+    rule.
     """
 
     state_names = ("sum",)
 
-    def __init__(self, lr=1e-2, lr_decay=0.0, weight_decay=0.0, eps=1e-10,
-                 decay=1.0, clip_norm=None):
+    def __init__(self, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
+                 initial_accumulator_value=0.0, eps=1e-10, decay=1.0,
+                 clip_norm=None):
         super().__init__(lr, clip_norm)
-        if not isinstance(lr_decay, (int, float)) or lr_decay < 0:
-            raise ValueError(f"Invalid lr_decay value: {lr_decay}")
-        self.lr_decay = float(lr_decay)
+        self.lr_decay = _check_nonnegative("lr_decay", lr_decay)
         self.weight_decay = _check_wd(weight_decay)
+        self.initial_accumulator_value = _check_nonnegative(
+            "initial_accumulator_value", initial_accumulator_value)
         self.eps = _check_eps(eps)
         self.decay = check_float("decay", decay, 0, 1, low_open=True)
+
+    def _allocate(self, params):
+        self.state = {"sum": np.full_like(params, self.initial_accumulator_value)}
 
     def _update(self, ops, grad, param, state):
         ops.adagrad_update(grad, self.lr, self.lr_decay, self.weight_decay, self.eps,
@@ -176,14 +187,10 @@ class RMSProp(Optimizer):
     def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
                  momentum=0.0, centered=False, clip_norm=None):
         super().__init__(lr, clip_norm)
-        if not isinstance(alpha, (int, float)) or alpha < 0:
-            raise ValueError(f"Invalid alpha value: {alpha}")
-        self.alpha = float(alpha)
+        self.alpha = _check_nonnegative("alpha", alpha)
         self.eps = _check_eps(eps)
         self.weight_decay = _check_wd(weight_decay)
-        if not isinstance(momentum, (int, float)) or momentum < 0:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        self.momentum = float(momentum)
+        self.momentum = _check_nonnegative("momentum", momentum)
         self.centered = check_bool("centered", centered)
 
     def _update(self, ops, grad, param, state):
@@ -201,9 +208,7 @@ class AdaDelta(Optimizer):
 
     def __init__(self, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, clip_norm=None):
         super().__init__(lr, clip_norm)
-        if not isinstance(rho, (int, float)) or not 0.0 <= rho <= 1.0:
-            raise ValueError(f"Invalid rho value: {rho}")
-        self.rho = float(rho)
+        self.rho = _check_hyper(rho, "rho value", lambda v: 0.0 <= v <= 1.0)
         self.eps = _check_eps(eps)
         self.weight_decay = _check_wd(weight_decay)
 
@@ -225,10 +230,7 @@ class Adam(Optimizer):
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False, clip_norm=None):
         super().__init__(lr, clip_norm)
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"Invalid betas: {betas!r} (need two numbers)")
-        self.betas = (_check_beta("beta parameter at index 0", betas[0]),
-                      _check_beta("beta parameter at index 1", betas[1]))
+        self.betas = _check_betas(betas)
         self.eps = _check_eps(eps)
         self.weight_decay = _check_wd(weight_decay)
         self.amsgrad = check_bool("amsgrad", amsgrad)
@@ -265,15 +267,10 @@ class NAdam(Optimizer):
     def __init__(self, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  momentum_decay=4e-3, clip_norm=None):
         super().__init__(lr, clip_norm)
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"Invalid betas: {betas!r} (need two numbers)")
-        self.betas = (_check_beta("beta parameter at index 0", betas[0]),
-                      _check_beta("beta parameter at index 1", betas[1]))
+        self.betas = _check_betas(betas)
         self.eps = _check_eps(eps)
         self.weight_decay = _check_wd(weight_decay)
-        if not isinstance(momentum_decay, (int, float)) or momentum_decay < 0:
-            raise ValueError(f"Invalid momentum_decay value: {momentum_decay}")
-        self.momentum_decay = float(momentum_decay)
+        self.momentum_decay = _check_nonnegative("momentum_decay", momentum_decay)
         self._mu_product = 1.0
 
     def reset(self):

@@ -7,7 +7,7 @@ previous epoch's record (``{"loss": ..., "val_loss": ...}``) or None.
 
 import math
 
-from fastnn._validation import check_choice, check_float, check_int
+from fastnn._validation import check_choice, check_float, check_int, check_name
 
 
 class Schedule:
@@ -62,10 +62,11 @@ class Warmup(Schedule):
     """Linear warmup over ``epochs`` epochs, then ``schedule`` (or constant).
 
     ``lr = base_lr * (start_factor + (1 - start_factor) * epoch / epochs)`` for
-    ``epoch < epochs`` (torch LinearLR), then ``schedule(epoch - epochs, ...)``.
+    ``epoch < epochs`` (torch LinearLR, whose default ``start_factor`` of 1/3 it
+    shares; 0 starts from a zero lr), then ``schedule(epoch - epochs, ...)``.
     """
 
-    def __init__(self, epochs, schedule=None, start_factor=0.0):
+    def __init__(self, epochs, schedule=None, start_factor=1 / 3):
         self.epochs = check_int("epochs", epochs, 1)
         if schedule is not None and not isinstance(schedule, Schedule):
             raise TypeError("schedule: must be a fastnn schedule or None")
@@ -94,7 +95,7 @@ class ReduceOnPlateau(Schedule):
     def __init__(self, monitor="val_loss", mode="min", factor=0.1, patience=10,
                  threshold=1e-4, threshold_mode="rel", cooldown=0, min_lr=0.0,
                  eps=1e-8):
-        self.monitor = monitor
+        self.monitor = check_name("monitor", monitor)
         self.mode = check_choice("mode", mode, ("min", "max"))
         self.factor = check_float("factor", factor, 0, 1, low_open=True,
                                   high_open=True)
