@@ -42,9 +42,20 @@ def test_tiny_run_reports_every_implementation_and_inference(tmp_path, capsys):
     assert "BLAS for " in out
 
 
+def test_rounds_pool_every_implementations_epochs(tmp_path):
+    path = tmp_path / "bench.json"
+    assert bench.main(["--configs", "tiny", "--no-compare", "--rounds", "2",
+                       "--json", str(path)]) == 0
+    rows = json.loads(path.read_text())["tiny"]["results"]
+    for impl in ("fastnn", "fastnn-numpy", "roofline"):
+        assert len(rows[impl]["epochs"]) == 6, impl  # 3 timed epochs x 2 rounds
+        assert rows[impl]["seconds_per_epoch"] == np.median(rows[impl]["epochs"])
+
+
 @pytest.mark.parametrize("argv, match", [
     (["--configs", "huge"], "configs: unknown"),
     (["--configs", "tiny", "--epochs", "2"], "epochs: the median needs"),
+    (["--configs", "tiny", "--rounds", "0"], "rounds: must be >= 1"),
 ])
 def test_bad_options_are_refused(argv, match):
     with pytest.raises(ValueError, match=match):

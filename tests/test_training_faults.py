@@ -129,3 +129,22 @@ def test_early_stopping_counts_patience_as_keras_and_lightning(patience, stopped
         assert stopper.best == 0.9 and stopper.best_epoch == 1
     else:
         assert stopper.best == 0.85 and stopper.best_epoch == 3
+
+
+def test_fit_leaves_an_ignored_ctrl_c_ignored():
+    # Where the program ignores SIGINT, fit does not take it over (and so
+    # does not start stopping on Ctrl-C), and the setting is as before after.
+    X, y = _data()
+    seen = []
+
+    class Probe(fastnn.callbacks.Callback):
+        def on_epoch_end(self, model, epoch, logs):
+            seen.append(signal.getsignal(signal.SIGINT))
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _model().fit(X, y, epochs=2, verbose=0, callbacks=[Probe()])
+        assert seen == [signal.SIG_IGN] * 2
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

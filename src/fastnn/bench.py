@@ -263,9 +263,15 @@ def _run_subprocess(impl, config, epochs):
     return json.loads(proc.stdout.strip().splitlines()[-1]), None
 
 
-def run(configs, epochs, compare=True, out=None):
+def run(configs, epochs, compare=True, out=None, rounds=1):
     """Measure every implementation on every config; print (to ``out``, by
-    default stdout) and return the results."""
+    default stdout) and return the results.
+
+    With ``rounds > 1`` the implementations' subprocesses run that many times,
+    in turn, and each implementation's figure is the median of all its timed
+    epochs: on a shared machine a slow spell then hits every implementation
+    alike instead of whichever was running.
+    """
     out = sys.stdout if out is None else out
     results = {}
     for config in configs:
@@ -275,17 +281,23 @@ def run(configs, epochs, compare=True, out=None):
         for impl in IMPLEMENTATIONS:
             if impl in ("torch", "torch-fused", "sklearn") and not compare:
                 row[impl] = {"skipped": "comparisons off (--no-compare)"}
-                continue
-            if not _available(impl):
+            elif not _available(impl):
                 row[impl] = {"skipped": "not installed"}
-                continue
-            times, err = _run_subprocess(impl, config, epochs)
-            if times is None:
-                row[impl] = {"skipped": f"failed: {err}"}
-                continue
-            median = float(np.median(times))
-            row[impl] = {"seconds_per_epoch": median, "epochs": times,
-                         "us_per_step": median / steps * 1e6}
+            else:
+                row[impl] = {"epochs": []}
+        for _ in range(rounds):
+            for impl, r in row.items():
+                if "epochs" not in r:
+                    continue
+                times, err = _run_subprocess(impl, config, epochs)
+                if times is None:
+                    row[impl] = {"skipped": f"failed: {err}"}
+                else:
+                    r["epochs"] += times
+        for impl, r in row.items():
+            if "epochs" in r:
+                median = float(np.median(r["epochs"]))
+                r.update(seconds_per_epoch=median, us_per_step=median / steps * 1e6)
         roof = row["roofline"].get("seconds_per_epoch")
         for impl, r in row.items():
             if "seconds_per_epoch" in r and roof:
@@ -346,6 +358,9 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--json", default=None)
     parser.add_argument("--no-compare", action="store_true")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the implementations in turn this many times "
+                             "(a steadier figure on a busy machine)")
     args = parser.parse_args(argv)
     if args.worker:
         impl, config, epochs = args.worker
@@ -361,12 +376,15 @@ def main(argv=None):
     epochs = args.epochs or 3
     if epochs < 3:
         raise ValueError("epochs: the median needs at least 3 epochs")
+    if args.rounds < 1:
+        raise ValueError(f"rounds: must be >= 1, got {args.rounds}")
     from fastnn.ops import blas_report
 
     for line in blas_report():
         print(line)
-    print(f"cpus: {os.cpu_count()}; {epochs} timed epochs after 1 warm-up, median")
-    results = run(configs, epochs, compare=not args.no_compare)
+    print(f"cpus: {os.cpu_count()}; {epochs} timed epochs after 1 warm-up, "
+          f"x {args.rounds} round(s) in turn, median")
+    results = run(configs, epochs, compare=not args.no_compare, rounds=args.rounds)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(results, fh, indent=2)

@@ -95,6 +95,8 @@ def _build_parser():
     b.add_argument("--json", default=None, metavar="PATH")
     b.add_argument("--no-compare", action="store_true",
                    help="skip PyTorch and scikit-learn")
+    b.add_argument("--rounds", type=int, default=1,
+                   help="run the implementations in turn N times (steadier)")
     return parser
 
 
@@ -329,6 +331,7 @@ def cmd_bench(args):
         argv += ["--json", args.json]
     if args.no_compare:
         argv.append("--no-compare")
+    argv += ["--rounds", str(args.rounds)]
     return bench_main(argv)
 
 

@@ -446,7 +446,10 @@ class Sequential:
             cb.on_train_begin(self)
         interrupted = []
         previous_handler = None
-        if threading.current_thread() is threading.main_thread():
+        # Ctrl-C ends the epoch cleanly; not where Ctrl-C is ignored, or
+        # handled outside Python (getsignal gives None: no way to restore it).
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) not in (None, signal.SIG_IGN)):
             def _on_sigint(signum, frame):
                 interrupted.append(True)
             previous_handler = signal.signal(signal.SIGINT, _on_sigint)

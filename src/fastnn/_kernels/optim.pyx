@@ -81,6 +81,20 @@ def adagrad_update(grad, double lr, double lr_decay, double weight_decay,
             p[i] = p[i] - clr * gi / (vsqrt(si) + e)
 
 
+cdef void rmsprop_plain(const floating* g, Py_ssize_t n, floating a, floating a1,
+                        floating wd, floating e, floating rate, floating* p,
+                        floating* v) noexcept nogil:
+    """RMSProp without centering or momentum:
+    v = a v + (1 - a) g^2; p -= lr g / (sqrt(v) + eps)."""
+    cdef Py_ssize_t i
+    cdef floating gi, vi
+    for i in range(n):
+        gi = g[i] + wd * p[i]
+        vi = a * v[i] + a1 * gi * gi
+        v[i] = vi
+        p[i] = p[i] - rate * gi / (vsqrt(vi) + e)
+
+
 def rmsprop_update(grad, double lr, double alpha, double eps, double weight_decay,
                    double momentum, bint centered, floating[::1] param,
                    floating[::1] square_avg, floating[::1] momentum_buf,
@@ -98,6 +112,12 @@ def rmsprop_update(grad, double lr, double alpha, double eps, double weight_deca
     cdef floating wd = <floating> weight_decay, e = <floating> eps
     cdef floating mom = <floating> momentum, rate = <floating> lr
     cdef floating gi, vi, gai, avg, bi
+    if not centered and momentum <= 0:
+        # The default: a loop over three arrays only, which vectorizes (with
+        # all five, the compiler's overlap checks make it give up).
+        with nogil:
+            rmsprop_plain(g, n, a, a1, wd, e, rate, p, v)
+        return
     with nogil:
         for i in range(n):
             gi = g[i] + wd * p[i]
