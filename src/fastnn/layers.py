@@ -53,12 +53,7 @@ class Layer:
 
     def __init__(self, trainable=True):
         self.trainable = check_bool("trainable", trainable)
-        self.n_in = None
-        self.n_out = None
-        self.dtype = None
-        self.params = {}
-        self.grads = {}
-        self.state = {}
+        Layer.unbuild(self)  # no width, dtype, parameters or state yet
 
     # -- construction -----------------------------------------------------
     def build(self, n_in, dtype):
