@@ -1,5 +1,6 @@
 """Divergence, Ctrl-C, callbacks and schedules inside fit."""
 
+import os
 import signal
 import threading
 
@@ -148,3 +149,34 @@ def test_fit_leaves_an_ignored_ctrl_c_ignored():
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda p: fastnn.EarlyStopping(monitor="val_f1"), "monitor: 'val_f1'"),
+    (lambda p: fastnn.ModelCheckpoint(p / "m-{val_acc:.3f}.safetensors"),
+     "path: .*KeyError: 'val_acc'"),
+    (lambda p: fastnn.ModelCheckpoint(p / "m-{}.safetensors"), "path: .*IndexError"),
+    (lambda p: fastnn.ModelCheckpoint(p / "m.safetensors", monitor="f1",
+                                      save_best_only=True), "monitor: 'f1'"),
+])
+def test_callback_settings_that_fit_cannot_serve_are_refused_before_training(
+        tmp_path, make, match):
+    X, y = _data()
+    model = _model()
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=match):
+        model.fit(X, y, epochs=2, verbose=0, callbacks=[make(tmp_path)])
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_callback_placeholders_and_monitors_that_fit_logs_work(tmp_path):
+    X, y = _data()
+    cb = fastnn.ModelCheckpoint(tmp_path / "m-{epoch}-{val_accuracy:.2f}.safetensors")
+    stop = fastnn.EarlyStopping(monitor="val_accuracy", patience=5)
+    _model().fit(X, y, epochs=2, verbose=0, validation_split=0.2, callbacks=[cb, stop])
+    assert len(cb.saved) == 2 and all(os.path.exists(p) for p in cb.saved)
+    # without validation data, val_loss reads loss (as before)
+    _model().fit(X, y, epochs=1, verbose=0,
+                 callbacks=[fastnn.EarlyStopping(monitor="val_loss")])

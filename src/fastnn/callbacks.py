@@ -29,6 +29,10 @@ class History:
 class Callback:
     """Hooks called by ``fit``. Set ``model.stop_training = True`` to stop."""
 
+    def check_logs(self, keys):
+        """Called by ``fit`` before anything changes, with the names every
+        epoch will log; raise ValueError for a setting they cannot serve."""
+
     def on_train_begin(self, model):
         pass
 
@@ -39,14 +43,20 @@ class Callback:
         pass
 
 
-def _monitor_value(logs, monitor):
+def _monitored(logs, monitor):
+    """The key of ``logs`` that ``monitor`` reads: itself, or for ``val_x``
+    without validation data, ``x``."""
     if monitor in logs:
-        return logs[monitor]
+        return monitor
     if monitor.startswith("val_") and monitor[4:] in logs:
-        return logs[monitor[4:]]
+        return monitor[4:]
     raise ValueError(
         f"monitor: {monitor!r} is not among the logged values {sorted(logs)}"
     )
+
+
+def _monitor_value(logs, monitor):
+    return logs[_monitored(logs, monitor)]
 
 
 def _is_better(mode, monitor, value, best, min_delta):
@@ -70,6 +80,9 @@ class EarlyStopping(Callback):
         self.min_delta = check_float("min_delta", min_delta, 0)
         self.mode = check_choice("mode", mode, ("auto", "min", "max"))
         self.restore_best = check_bool("restore_best", restore_best)
+
+    def check_logs(self, keys):
+        _monitored(keys, self.monitor)
 
     def on_train_begin(self, model):
         self.best = None
@@ -110,6 +123,17 @@ class ModelCheckpoint(Callback):
         self.monitor = check_name("monitor", monitor)
         self.save_best_only = check_bool("save_best_only", save_best_only)
         self.mode = check_choice("mode", mode, ("auto", "min", "max"))
+
+    def check_logs(self, keys):
+        if self.save_best_only:
+            _monitored(keys, self.monitor)
+        try:
+            self.path.format(epoch=1, **dict.fromkeys(keys, 0.0))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"path: {self.path!r} cannot be filled in ({type(exc).__name__}: "
+                f"{exc}); its placeholders can be {{epoch}} and the logged "
+                f"values {sorted(keys)}") from None
 
     def on_train_begin(self, model):
         self.best = None

@@ -430,6 +430,15 @@ class Sequential:
             target, X, X_val, y_val, runner = self._fit_inputs(
                 X, y, spec, validation_data, validation_split, optimizer,
                 batch_size, seed)
+            # What every epoch will log: callbacks refuse a monitor or a path
+            # placeholder that names none of it now, not after an epoch.
+            keys = {"loss", "lr", "time"}
+            if runner.classify:
+                keys.add("accuracy")
+            if X_val is not None:
+                keys |= {"val_" + k for k in keys & {"loss", "accuracy"}}
+            for cb in callbacks:
+                cb.check_logs(sorted(keys))
         except BaseException:
             if built_here:
                 self._unbuild()
