@@ -218,52 +218,39 @@ def test_files_without_a_checksum_still_load(tmp_path):
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
 
 
-def test_a_huge_architecture_is_refused_before_allocating(tmp_path):
-    path, _ = _saved_bytes(tmp_path)
+def _set_units(header, tensors):
+    header["layers"][0]["config"]["units"] = 10**12  # 24 TB of float32
+    return header, tensors
 
-    def huge(header, tensors):
-        header["layers"][0]["config"]["units"] = 10**12  # 24 TB of float32
+
+def _set_tensor(name, value):
+    def change(header, tensors):
+        tensors[name] = value
         return header, tensors
-
-    with pytest.raises(ValueError, match=r"0.weight is float32\[8, 6\], expected "
-                       r"float32\[1000000000000, 6\]"):
-        fastnn.load(_rewrite_header(path, tmp_path, huge))
+    return change
 
 
-@pytest.mark.parametrize("value", [np.array([1, 2]), np.array(-3), np.array(2.5),
-                                   np.array(np.nan)])
-def test_bad_num_batches_tracked_is_refused(tmp_path, value):
-    path, _ = _saved_bytes(tmp_path)
-
-    def bad(header, tensors):
-        tensors["2.num_batches_tracked"] = value
-        return header, tensors
-
-    with pytest.raises(ValueError, match="2.num_batches_tracked"):
-        fastnn.load(_rewrite_header(path, tmp_path, bad))
-
-
-def test_negative_running_variance_is_refused(tmp_path):
-    path, _ = _saved_bytes(tmp_path)
-
-    def negative(header, tensors):
-        tensors["2.running_var"] = -np.ones(8, np.float32)
-        return header, tensors
-
-    with pytest.raises(ValueError, match="2.running_var"):
-        fastnn.load(_rewrite_header(path, tmp_path, negative))
-
-
-@pytest.mark.parametrize("version", [True, "1", 0, None])
-def test_bad_format_version_is_refused(tmp_path, version):
-    path, _ = _saved_bytes(tmp_path)
-
+def _set_version(version):
     def change(header, tensors):
         header["format_version"] = version
         return header, tensors
+    return change
 
-    with pytest.raises(ValueError, match="format version"):
-        fastnn.load(_rewrite_header(path, tmp_path, change))
+
+@pytest.mark.parametrize("damage, match", [
+    # a huge architecture is refused before anything is allocated for it
+    (_set_units, r"0.weight is float32\[8, 6\], expected float32\[1000000000000, 6\]"),
+    (_set_tensor("2.running_var", -np.ones(8, np.float32)), "2.running_var"),
+    *[(_set_tensor("2.num_batches_tracked", v), "2.num_batches_tracked")
+      for v in (np.array([1, 2]), np.array(-3), np.array(2.5), np.array(np.nan))],
+    *[(_set_version(v), "format version") for v in (True, "1", 0, None)],
+], ids=["huge", "negative-running-var", "nbt-vector", "nbt-negative",
+        "nbt-fraction", "nbt-nan", "version-bool", "version-str", "version-0",
+        "version-none"])
+def test_inconsistent_contents_are_refused(tmp_path, damage, match):
+    path, _ = _saved_bytes(tmp_path)
+    with pytest.raises(ValueError, match=match):
+        fastnn.load(_rewrite_header(path, tmp_path, damage))
 
 
 def test_path_of_a_wrong_type_names_the_argument(tmp_path):
