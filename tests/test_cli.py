@@ -52,7 +52,8 @@ def test_predict_loads_the_trained_model(trained, tmp_path):
     proc = fastnn_cmd("predict", str(tmp / "model.safetensors"),
                       str(tmp_path / "d.npz"), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    pred = np.loadtxt(out, dtype=np.int64)
+    assert out.read_text().splitlines()[0] == "prediction"
+    pred = np.loadtxt(out, dtype=np.int64, skiprows=1)
     assert pred.shape == (1797,)
     assert np.mean(pred == y) > 0.95
     proc = fastnn_cmd("predict", str(tmp / "model.safetensors"),
@@ -107,9 +108,10 @@ def test_bad_input_exits_with_one_line(args, message, tmp_path):
 
 def test_bad_csv_column_and_file(tmp_path):
     path = tmp_path / "d.csv"
-    path.write_text("a,b,label\n1,2,0\n3,4,1\n5,6,x\n")
+    path.write_text("a,b,label\n1,2,0\n3,x,1\n5,6,1\n")
     proc = fastnn_cmd("train", "--data", str(path), cwd=tmp_path)
     assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1
+    assert "line 3, b: 'x' is not a number" in proc.stderr
     path.write_text("a,b,label\n1,2,0\n3,4,1\n")
     proc = fastnn_cmd("train", "--data", str(path), "--label-column", "nope",
                       cwd=tmp_path)

@@ -130,11 +130,24 @@ def test_odd_but_valid_input_is_accepted():
     model.fit(X.astype(np.float16), list(y), epochs=1, verbose=0)
 
 
-def test_layer_reuse_is_rejected():
+def test_a_layer_belongs_to_one_model():
+    # One unbuilt layer in two models: the second gets a copy, so each model
+    # builds its own width and trains its own weights.
     layer = fastnn.Dense(3)
-    fastnn.Sequential([layer], input_dim=2)
-    with pytest.raises(ValueError, match="already belongs"):
-        fastnn.Sequential([layer], input_dim=2)
+    A = fastnn.Sequential([layer])
+    B = fastnn.Sequential([layer])
+    assert A.layers[0] is layer and B.layers[0] is not layer
+    A.build(5)
+    B.build(7)
+    X = np.random.default_rng(0).standard_normal((40, 5)).astype(np.float32)
+    y = np.arange(40) % 3
+    before = A.predict(X)
+    W = A.layers[0].params["weight"]
+    np.testing.assert_allclose(before, X @ W.T + A.layers[0].params["bias"],
+                               rtol=1e-5, atol=1e-6)
+    A.fit(X, y, epochs=2, verbose=0, optimizer=fastnn.SGD(lr=0.1))
+    assert not np.allclose(A.predict(X), before)
+    assert B.layers[0].params["weight"].shape == (3, 7)
 
 
 @settings(max_examples=60, deadline=None,

@@ -128,9 +128,13 @@ def check_array(name, X, dtype, ndim=2, n_features=None, allow_empty=False):
 def check_labels(name, y, n_samples, n_classes=None):
     """Integer class labels of length ``n_samples`` as int64 in ``[0, n_classes)``.
 
-    Floats are accepted when every value is a whole number.
+    Floats are accepted when every value is a whole number. Anything else
+    (text, negative or too large labels) is refused with :data:`LABEL_HINT`.
     """
-    arr = _as_numeric_array(name, y)
+    try:
+        arr = _as_numeric_array(name, y)
+    except TypeError as exc:
+        raise TypeError(f"{exc}; {LABEL_HINT}") from None
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1:
@@ -143,13 +147,16 @@ def check_labels(name, y, n_samples, n_classes=None):
         if not np.isfinite(arr).all():
             raise ValueError(f"{name}: contains NaN or infinity")
         if not np.array_equal(arr, np.round(arr)):
-            raise ValueError(f"{name}: class labels must be integers")
+            raise ValueError(f"{name}: class labels must be integers; "
+                             f"{LABEL_HINT}")
     labels = np.ascontiguousarray(arr, dtype=np.int64)
     if labels.size and labels.min() < 0:
-        raise ValueError(f"{name}: class labels must be >= 0, got {labels.min()}")
+        raise ValueError(f"{name}: class labels must be >= 0, got {labels.min()}; "
+                         f"{LABEL_HINT}")
     if n_classes is not None and labels.size and labels.max() >= n_classes:
         raise ValueError(
-            f"{name}: label {labels.max()} is out of range for {n_classes} outputs"
+            f"{name}: label {labels.max()} is out of range for {n_classes} "
+            f"outputs; {LABEL_HINT}"
         )
     return labels
 
@@ -170,3 +177,80 @@ def check_targets(name, y, n_samples, n_outputs, dtype):
             f"{name}: has {arr.shape[1]} columns but the model has {n_outputs} outputs"
         )
     return check_array(name, arr, dtype)
+
+
+#: How to turn arbitrary labels into the class indices that ``fit`` takes.
+LABEL_HINT = ("map labels to 0..K-1 first: classes, y = np.unique(labels, "
+              "return_inverse=True), then predict_classes(X) gives indices into "
+              "classes (the command line and fastnn.sklearn do this for you)")
+
+
+def check_classes(name, classes):
+    """Distinct class values (numbers, text or booleans) as a 1-D array, or None."""
+    if classes is None:
+        return None
+    arr = np.asarray(classes)
+    if arr.ndim != 1 or arr.size < 2:
+        raise ValueError(f"{name}: must be a 1-D list of at least two class "
+                         f"values, got shape {arr.shape}")
+    if arr.dtype.kind not in "biufU":
+        raise TypeError(f"{name}: class values must be numbers, text or "
+                        f"booleans, got dtype {arr.dtype}")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ValueError(f"{name}: contains NaN or infinity")
+    if np.unique(arr).size != arr.size:
+        raise ValueError(f"{name}: class values must be distinct")
+    return arr
+
+
+def check_feature_names(name, names, n_features=None):
+    """Distinct non-empty column names as a tuple of str, or None."""
+    if names is None:
+        return None
+    if isinstance(names, str) or not hasattr(names, "__iter__"):
+        raise TypeError(f"{name}: must be a list of column names, got {names!r}")
+    names = tuple(names)
+    for n in names:
+        if not isinstance(n, str) or not n:
+            raise TypeError(f"{name}: column names must be non-empty strings, "
+                            f"got {n!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{name}: column names must be distinct")
+    if n_features is not None and len(names) != n_features:
+        raise ValueError(f"{name}: {len(names)} names for {n_features} features")
+    return names
+
+
+def frame_columns(X):
+    """The column names of a DataFrame-like ``X`` when all are strings, else None."""
+    columns = getattr(X, "columns", None)
+    if columns is None or not hasattr(X, "to_numpy"):
+        return None
+    names = list(columns)
+    return tuple(names) if all(isinstance(n, str) for n in names) else None
+
+
+def feature_columns(name, columns, feature_names, ignore=()):
+    """Positions of ``feature_names`` among ``columns``, matched by name.
+
+    A missing feature is an error; so is any other column, except those in
+    ``ignore`` (such as the label column), which are left out.
+    """
+    index = {c: i for i, c in enumerate(columns)}
+    missing = [f for f in feature_names if f not in index]
+    if missing:
+        raise ValueError(f"{name}: lacks the column(s) {missing} that the model "
+                         "was trained on")
+    extra = [c for c in columns if c not in feature_names and c not in ignore]
+    if extra:
+        raise ValueError(f"{name}: has column(s) {extra} that the model was not "
+                         f"trained on; its features are {list(feature_names)}")
+    return [index[f] for f in feature_names]
+
+
+def select_features(name, X, feature_names):
+    """``X`` with a DataFrame's columns put in ``feature_names`` order."""
+    columns = frame_columns(X)
+    if feature_names is None or columns is None:
+        return X
+    return X[[columns[i] for i in feature_columns(name, columns, feature_names)]]

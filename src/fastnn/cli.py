@@ -33,7 +33,9 @@ def _build_parser():
     from fastnn import __version__
     from fastnn.activations import NAMES as ACTIVATIONS
     from fastnn.initializers import INITIALIZERS
+    from fastnn.losses import NAMES as LOSSES
     from fastnn.optimizers import OPTIMIZERS
+    from fastnn.targets import TASKS
 
     parser = _Parser(prog="fastnn", description="Train, run and diagnose MLPs.")
     parser.add_argument("--version", action="version", version=__version__)
@@ -44,6 +46,14 @@ def _build_parser():
                    help="digits, a .npz with X and y, X.npy,y.npy, or a .csv")
     t.add_argument("--label-column", default="-1",
                    help="CSV label column, by name or index (default: last)")
+    t.add_argument("--header", action=argparse.BooleanOptionalAction,
+                   default=None, help="the CSV's first row is (not) a header "
+                   "(default: it is one when none of its cells is a number)")
+    t.add_argument("--task", choices=TASKS, default="auto",
+                   help="auto: regression for a numeric target with more than "
+                   "20 distinct values, else classification")
+    t.add_argument("--loss", choices=LOSSES, default=None,
+                   help="default: cross_entropy (classification), mse (regression)")
     t.add_argument("--hidden", type=_hidden, default=[128, 64],
                    help="hidden layer sizes, e.g. 128,64")
     t.add_argument("--activation", default="relu", choices=ACTIVATIONS)
@@ -72,14 +82,21 @@ def _build_parser():
     p.add_argument("model")
     p.add_argument("data", help=".npz (X), .npy or .csv (features only, or use "
                    "--label-column to drop a label column)")
-    p.add_argument("--label-column", default=None)
-    p.add_argument("--proba", action="store_true")
+    p.add_argument("--label-column", default=None,
+                   help="a column to leave out (the model's own target column "
+                   "is left out by name)")
+    p.add_argument("--header", action=argparse.BooleanOptionalAction,
+                   default=None, help="the CSV's first row is (not) a header")
+    p.add_argument("--proba", action="store_true",
+                   help="class probabilities, one column per class")
     p.add_argument("--out", default=None, help=".csv or .npy (default: CSV on stdout)")
 
     d = sub.add_parser("diagnose", help="vanishing/exploding gradient report")
     d.add_argument("--model", default=None)
     d.add_argument("--data", default=None)
     d.add_argument("--label-column", default="-1")
+    d.add_argument("--header", action=argparse.BooleanOptionalAction,
+                   default=None, help="the CSV's first row is (not) a header")
     d.add_argument("--depth", type=int, default=10)
     d.add_argument("--width", type=int, default=500)
     d.add_argument("--samples", type=int, default=500)
@@ -139,28 +156,116 @@ def _fold_standardization(model, mean, std):
     first.params["bias"] -= (W.astype(np.float64) @ mean).astype(W.dtype)
 
 
+def _fold_target_scaling(model, mean, std):
+    """Fold ``t * std + mean`` into the last Dense layer (identity activation),
+    so the model predicts targets in their own units: ``W' = std W``,
+    ``b' = std b + mean``."""
+    last = model.layers[-1]
+    W, b = last.params["weight"], last.params["bias"]
+    W *= std.astype(W.dtype)[:, None]
+    b[...] = (b.astype(np.float64) * std + mean).astype(b.dtype)
+
+
+def _prepare_targets(data, args):
+    """Decide the task and loss, say so, and shape the targets.
+
+    Returns ``(task, loss, classes, target, n_outputs, stratify_by)``.
+    """
+    from fastnn.targets import (
+        DEFAULT_LOSS, check_task_loss, class_targets, encode_labels, infer_task,
+        regression_targets,
+    )
+
+    task, reason = infer_task(data.y, args.task)
+    loss = check_task_loss(task, args.loss or DEFAULT_LOSS[task])
+    column = f" in {data.label_name!r}" if data.label_name else ""
+    other = "regression" if task == "classification" else "classification"
+    how = (f"auto: {reason}{column}; --task {other} to override"
+           if args.task == "auto" else "--task")
+    print(f"task: {task} ({how}), loss: {loss}")
+    if task == "classification":
+        classes, indices = encode_labels(data.y)
+        target, n_outputs = class_targets(indices, len(classes), loss)
+        return task, loss, classes, target, n_outputs, indices
+    target = regression_targets(data.y)
+    return task, loss, None, target, target.shape[1], None
+
+
+def _normal_interval(values):
+    """95% normal-approximation interval of the mean of ``values``."""
+    half = 1.959964 * values.std(ddof=1) / np.sqrt(len(values))
+    return values.mean() - half, values.mean() + half
+
+
+def _report_rows(model, task, X, truth, parts):
+    """Summary rows: accuracy (with its Hoeffding interval on the test part)
+    for classification; MSE, MAE and R² for regression. ``truth`` holds the
+    labels or the targets, in their own units."""
+    from fastnn.metrics import hoeffding_interval, hoeffding_t, regression_scores
+
+    rows = []
+    for name, idx in parts:
+        if len(idx) == 0:
+            rows.append((f"{name}", "- (no such split)"))
+            continue
+        if task == "classification":
+            acc = float(np.mean(model.predict_classes(X[idx]) == truth[idx]))
+            rows.append((f"{name} accuracy", f"{acc:.4f}"))
+            if name == "test":
+                low, high = hoeffding_interval(acc, len(idx), 0.05)
+                rows.append(("test 95% Hoeffding interval",
+                             f"[{low:.4f}, {high:.4f}] (n={len(idx)}, "
+                             f"t={hoeffding_t(len(idx), 0.05):.4f})"))
+        else:
+            pred = model.predict(X[idx])
+            scores = regression_scores(truth[idx], pred)
+            rows.append((f"{name} MSE / MAE / R2",
+                         f"{scores['mse']:.6g} / {scores['mae']:.6g} / "
+                         f"{scores['r2']:.4f}"))
+            if name == "test":
+                if len(idx) > 1:
+                    sq = np.square(pred.astype(np.float64) - truth[idx]).mean(1)
+                    low, high = _normal_interval(sq)
+                    rows.append(("test MSE 95% interval",
+                                 f"[{low:.6g}, {high:.6g}] (normal approximation, "
+                                 f"n={len(idx)})"))
+                rows.append(("test Hoeffding interval",
+                             "none: Hoeffding's bound needs a loss bounded in a "
+                             "known range, and squared error is unbounded"))
+    return rows
+
+
 def cmd_train(args):
     import fastnn
-    from fastnn._validation import check_array, check_labels
+    from fastnn._validation import check_array
     from fastnn.callbacks import EarlyStopping
     from fastnn.data import load_data
-    from fastnn.metrics import hoeffding_interval, hoeffding_t
+    from fastnn.model_selection import train_val_test_split
 
     _check_plot_support(args.plot)
     if not args.lr > 0:
         raise CLIError(f"--lr: the learning rate must be > 0, got {args.lr}")
     _check_output_path("--save", args.save)
     _check_output_path("--plot", args.plot)
-    X, y = load_data(args.data, args.label_column)
-    X = check_array("X", X, np.float64)
-    y = check_labels("labels", y, X.shape[0])
-    n_classes = int(y.max()) + 1
-    if n_classes < 2:
-        raise CLIError("labels: need at least two classes")
-    Xtr, Xval, Xte, ytr, yval, yte = _split(X, y, args)
-    mean = Xtr.mean(axis=0)
-    std = Xtr.std(axis=0)
+    data = load_data(args.data, args.label_column, header=args.header)
+    X = check_array("X", data.X, np.float64)
+    if len(data.y) != len(X):
+        raise CLIError(f"labels: {len(data.y)} labels for {len(X)} samples")
+    task, loss, classes, target, n_outputs, strata = _prepare_targets(data, args)
+    order = np.arange(len(X))
+    tr, va, te, _, _, _ = train_val_test_split(
+        order, strata if strata is not None else order, val_size=args.val_split,
+        test_size=args.test_split, stratify=strata is not None, seed=args.seed)
+    mean = X[tr].mean(axis=0)
+    std = X[tr].std(axis=0)
     std[std == 0] = 1.0
+    t_mean = t_std = None
+    fit_target = target
+    if task == "regression":
+        t_mean = target[tr].mean(axis=0)
+        t_std = target[tr].std(axis=0)
+        t_std[t_std == 0] = 1.0
+        fit_target = (target - t_mean) / t_std
 
     def scale(A):
         return (A - mean) / std
@@ -173,7 +278,7 @@ def cmd_train(args):
             layers.append(fastnn.BatchNorm())
         if args.dropout:
             layers.append(fastnn.Dropout(args.dropout))
-    layers.append(fastnn.Dense(n_classes, l2=args.l2))
+    layers.append(fastnn.Dense(n_outputs, l2=args.l2))
     model = fastnn.Sequential(layers, input_dim=X.shape[1], dtype=args.dtype,
                               seed=args.seed)
     optimizer = fastnn.optimizers.get_optimizer(args.optimizer, lr=args.lr)
@@ -181,35 +286,32 @@ def cmd_train(args):
     if args.early_stopping is not None:
         callbacks.append(EarlyStopping(patience=args.early_stopping))
     schedule = None if args.schedule == "none" else args.schedule
+    what = (f"{len(classes)} classes" if task == "classification"
+            else f"{n_outputs} target{'s' if n_outputs > 1 else ''}")
     print(f"data: {args.data}: {X.shape[0]} samples, {X.shape[1]} features, "
-          f"{n_classes} classes; train {len(Xtr)}, val {len(Xval)}, test {len(Xte)}")
+          f"{what}; train {len(tr)}, val {len(va)}, test {len(te)}")
     model.summary()
-    validation = (scale(Xval), yval) if len(Xval) else None
+    validation = (scale(X[va]), fit_target[va]) if len(va) else None
     start = time.perf_counter()
-    history = model.fit(scale(Xtr), ytr, loss="softmax_cross_entropy",
+    history = model.fit(scale(X[tr]), fit_target[tr], loss=loss,
                         optimizer=optimizer, epochs=args.epochs,
                         batch_size=args.batch_size, validation_data=validation,
                         callbacks=callbacks, lr_schedule=schedule,
                         verbose=0 if args.quiet else 1, seed=args.seed)
     elapsed = time.perf_counter() - start
     _fold_standardization(model, mean, std)
-    train_acc = model.evaluate(Xtr, ytr)["accuracy"]
-    val_acc = (f"{model.evaluate(Xval, yval)['accuracy']:.4f}" if len(Xval)
-               else "- (no validation split)")
-    rows = [("train accuracy", f"{train_acc:.4f}"),
-            ("validation accuracy", val_acc)]
-    if len(Xte):
-        test_acc = model.evaluate(Xte, yte)["accuracy"]
-        low, high = hoeffding_interval(test_acc, len(Xte), 0.05)
-        rows += [("test accuracy", f"{test_acc:.4f}"),
-                 ("test 95% Hoeffding interval",
-                  f"[{low:.4f}, {high:.4f}] (n={len(Xte)}, "
-                  f"t={hoeffding_t(len(Xte), 0.05):.4f})")]
+    if task == "regression":
+        _fold_target_scaling(model, t_mean, t_std)
+    model.classes = classes
+    model.feature_names = data.feature_names
+    model.target_name = data.label_name
+    truth = classes[strata] if task == "classification" else target
+    rows = _report_rows(model, task, X, truth, [("train", tr), ("validation", va), ("test", te)])
     epochs_run = len(history.history.get("loss", []))
     per_epoch = np.median(history.history["time"]) if epochs_run else float("nan")
     rows += [("epochs", str(epochs_run)),
              ("time per epoch", f"{per_epoch * 1e3:.1f} ms"),
-             ("samples/s", f"{len(Xtr) / per_epoch:,.0f}"),
+             ("samples/s", f"{len(tr) / per_epoch:,.0f}"),
              ("total fit time", f"{elapsed:.2f} s")]
     model.save(args.save)
     rows.append(("model saved to", args.save))
@@ -250,23 +352,44 @@ def _plot_history(history, path):
     plt.close(fig)
 
 
+def _prediction_table(model, X, proba):
+    """``(values, column names)`` of what ``fastnn predict`` writes."""
+    name = model.target_name or "prediction"
+    task = model.task
+    if proba:
+        if task != "classification":
+            raise CLIError(f"--proba: the model is a {task or 'untrained'} model "
+                           f"(loss {model.loss}); it gives values, not class "
+                           "probabilities: drop --proba")
+        values = model.predict_proba(X)
+        if values.shape[1] == 1 and model.classes is not None:
+            values = np.column_stack([1 - values[:, 0], values[:, 0]])
+        classes = (model.classes if model.classes is not None
+                   else range(values.shape[1]))
+        return values, [str(c) for c in classes]
+    if task == "classification":
+        values = model.predict_classes(X)
+    else:  # regression, or a model saved untrained: its raw outputs
+        values = model.predict(X)
+    if values.ndim == 2 and values.shape[1] > 1:
+        return values, [f"{name}_{j}" for j in range(values.shape[1])]
+    return values.reshape(len(values)), [name]
+
+
 def cmd_predict(args):
     import fastnn
-    from fastnn.data import load_data, save_predictions
+    from fastnn.data import load_features, write_table
 
     model = fastnn.load(args.model)
-    X, _ = load_data(args.data, args.label_column, need_labels=False)
-    if args.proba:
-        values = model.predict_proba(X)
-    else:
-        values = model.predict_classes(X)
+    X = load_features(args.data, model.feature_names,
+                      ignore=(model.target_name,) if model.target_name else (),
+                      label_column=args.label_column, header=args.header)
+    values, columns = _prediction_table(model, X, args.proba)
     if args.out:
-        save_predictions(args.out, values)
+        write_table(args.out, values, columns)
         print(f"wrote {len(values)} predictions to {args.out}", file=sys.stderr)
     else:
-        fmt = "%d" if values.dtype.kind in "iu" else "%.8g"
-        np.savetxt(sys.stdout, values.reshape(len(values), -1), delimiter=",",
-                   fmt=fmt)
+        write_table(sys.stdout, values, columns)
     return 0
 
 
@@ -281,7 +404,15 @@ def cmd_diagnose(args):
         from fastnn.data import load_data
 
         model = fastnn.load(args.model)
-        X, y = load_data(args.data, args.label_column)
+        data = load_data(args.data, args.label_column, header=args.header)
+        X, y = data.X, data.y
+        if model.feature_names and data.feature_names:
+            from fastnn._validation import feature_columns
+
+            X = X[:, feature_columns(f"data: {args.data}", data.feature_names,
+                                     model.feature_names)]
+        if model.classes is not None:
+            y = model.class_indices(y, "labels")
         rows = diagnostics.layer_stats(model, X, y, keep_values=bool(args.plot))
         results = {args.model: diagnostics.summarize(rows)}
     else:

@@ -127,6 +127,24 @@ def save(model, path):
     _write_atomic(path, data)
 
 
+def _meaning(header, input_dim, output_dim):
+    """The header's ``classes``, ``feature_names`` and ``target_name``
+    (absent from older files), checked against the model's widths."""
+    from fastnn._validation import check_classes, check_feature_names
+
+    classes = check_classes("classes", header.get("classes"))
+    if classes is not None and output_dim not in (
+        len(classes), 1 if len(classes) == 2 else -1
+    ):
+        raise ValueError(f"{len(classes)} classes for {output_dim} outputs")
+    names = check_feature_names("feature_names", header.get("feature_names"),
+                                input_dim)
+    target = header.get("target_name")
+    if target is not None and not isinstance(target, str):
+        raise TypeError(f"target_name: must be a string, got {target!r}")
+    return classes, names, target
+
+
 def _bad(path, why):
     return ValueError(f"path: {path!s} is not a loadable fastnn model: {why}")
 
@@ -192,6 +210,7 @@ def load(path, backend="cython"):
             from fastnn.losses import get_loss
 
             loss = get_loss(loss).name
+        meaning = _meaning(header, input_dim, width)
     except (KeyError, TypeError, ValueError) as exc:
         raise _bad(path, f"its architecture is invalid ({exc!r})") from None
 
@@ -225,6 +244,7 @@ def load(path, backend="cython"):
 
     model.build(input_dim)
     model.loss = loss
+    model.classes, model.feature_names, model.target_name = meaning
     for name, layer, key, _ in expected:
         layer.get_arrays()[key][...] = tensors[name]
     for name, layer in counters:

@@ -10,6 +10,8 @@ Each layer maps to one or two modules of an equivalent torch
 activation), which fixes the tensor names of a saved model.
 """
 
+import weakref
+
 import numpy as np
 
 from fastnn._validation import check_bool, check_float, check_int
@@ -54,6 +56,58 @@ class Layer:
     def __init__(self, trainable=True):
         self.trainable = check_bool("trainable", trainable)
         Layer.unbuild(self)  # no width, dtype, parameters or state yet
+        self._owner = None
+        self._carried = None
+
+    # -- ownership -----------------------------------------------------------
+    def copy(self):
+        """A new layer with this one's configuration (``trainable`` included)
+        and, if this one is built, its input width and a copy of its weights
+        and state, which the model that takes the copy starts from."""
+        layer = type(self).from_config(self.get_config())
+        if self._carried is not None:
+            layer._carried = self._carried
+        elif self.n_in is not None:
+            layer._carried = (self.n_in, {k: v.copy() for k, v in
+                                          self.get_arrays().items()},
+                              self._counters())
+        return layer
+
+    def _counters(self):
+        """Plain-number state kept with the weights (BatchNorm's batch count)."""
+        return {}
+
+    def _adopt(self, model):
+        """This layer for ``model``: itself if it is free, else a copy.
+
+        A layer belongs to one model. One that already belongs to another
+        (live) model, or that was built by one, is copied with its weights,
+        so that the two models never share or overwrite each other's arrays.
+        """
+        owner = self._owner() if self._owner is not None else None
+        layer = self if owner is None and self.n_in is None else self.copy()
+        layer._owner = weakref.ref(model)
+        return layer
+
+    def _restore_carried(self):
+        """After :meth:`build`: start from the weights carried by :meth:`copy`."""
+        if self._carried is None:
+            return
+        _, arrays, counters = self._carried
+        for name, target in self.get_arrays().items():
+            target[...] = arrays[name]
+        for name, value in counters.items():
+            setattr(self, name, value)
+        self._carried = None
+        self._was_carried = True
+
+    def _carry_again(self):
+        """Before a model unbuilds a layer that started from carried weights:
+        carry them again, so that building anew starts from them."""
+        if getattr(self, "_was_carried", False) and self.n_in is not None:
+            self._carried = (self.n_in, {k: v.copy() for k, v in
+                                         self.get_arrays().items()},
+                             self._counters())
 
     # -- construction -----------------------------------------------------
     def build(self, n_in, dtype):
@@ -433,6 +487,9 @@ class BatchNorm(Layer):
     def unbuild(self):
         super().unbuild()
         self.__dict__.pop("num_batches_tracked", None)
+
+    def _counters(self):
+        return {"num_batches_tracked": self.num_batches_tracked}
 
     def workspace(self, n):
         d = self.n_in

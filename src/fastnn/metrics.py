@@ -94,3 +94,28 @@ def hoeffding_n(t, delta=0.05):
     if not math.isfinite(n):
         raise ValueError(f"t: {t} is too small: the sample size overflows a float")
     return int(math.ceil(n))
+
+
+def regression_scores(y_true, y_pred):
+    """Mean squared error, mean absolute error and R², as a dict.
+
+    ``r2`` is ``1 - sum((y - p)^2) / sum((y - mean(y))^2)`` per output,
+    averaged over outputs (scikit-learn's ``r2_score``; a constant target
+    scores 1.0 when predicted exactly and 0.0 otherwise).
+    """
+    t = np.asarray(y_true, np.float64)
+    p = np.asarray(y_pred, np.float64)
+    t = t.reshape(len(t), -1)
+    p = p.reshape(len(p), -1)
+    if t.shape != p.shape or t.shape[0] == 0:
+        raise ValueError(f"y_pred: shape {p.shape} does not match y_true {t.shape}")
+    if not (np.isfinite(t).all() and np.isfinite(p).all()):
+        raise ValueError("y_true, y_pred: contain NaN or infinity")
+    err = p - t
+    ss_res = np.square(err).sum(axis=0)
+    ss_tot = np.square(t - t.mean(axis=0)).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(ss_tot > 0, 1 - ss_res / ss_tot,
+                      np.where(ss_res == 0, 1.0, 0.0))
+    return {"mse": float(np.square(err).mean()), "mae": float(np.abs(err).mean()),
+            "r2": float(r2.mean())}

@@ -8,8 +8,9 @@ import time
 import numpy as np
 
 from fastnn._validation import (
-    check_array, check_bool, check_choice, check_dtype, check_float, check_int,
-    check_labels, check_targets,
+    check_array, check_bool, check_choice, check_classes, check_dtype,
+    check_feature_names, check_float, check_int, check_labels, check_targets,
+    frame_columns, select_features,
 )
 from fastnn.callbacks import Callback, History, TerminateOnNaN
 from fastnn.layers import Layer
@@ -40,6 +41,17 @@ def _check_seed(seed, name="seed"):
     return check_int(name, seed, 0)
 
 
+def _reused_width_dtype(layer):
+    """``(input width, dtype)`` of a built or carried layer, else Nones."""
+    if layer._carried is not None:
+        n_in, arrays, _ = layer._carried
+    elif layer.n_in is not None:
+        n_in, arrays = layer.n_in, layer.get_arrays()
+    else:
+        return None, None
+    return n_in, next((a.dtype for a in arrays.values()), None)
+
+
 class Sequential:
     """A stack of layers trained end to end.
 
@@ -49,7 +61,8 @@ class Sequential:
     input_dim : int or None
         The number of input features. If None, the model is built by the first
         ``fit`` (or ``build``) from the data.
-    dtype : {"float32", "float64"}
+    dtype : {"float32", "float64"} or None
+        None means float32, or the dtype of reused trained layers.
     seed : int or None
         Seeds the weight initialization.
     backend : {"cython", "numpy"}
@@ -57,9 +70,27 @@ class Sequential:
 
     All trainable parameters live in one flat buffer (and their gradients in
     another), so an optimizer step is one kernel call.
+
+    A layer belongs to one model. A layer that already belongs to another
+    model is copied, with its weights if that model is built, and its
+    ``trainable`` flag: ``Sequential(base.layers[:-1] + [Dense(5)])`` reuses a
+    trained model's layers under a new head and leaves ``base`` untouched.
+
+    Attributes
+    ----------
+    classes : ndarray or None
+        The class values that output ``i`` stands for, where the model was
+        trained on mapped labels (the command line does this); then
+        ``predict_classes`` returns these values.
+    feature_names : tuple of str or None
+        The names of the input columns (a CSV header, or the columns of the
+        DataFrame given to the first ``fit``). A DataFrame given to ``fit``,
+        ``predict`` or ``evaluate`` is matched to them by name.
+    target_name : str or None
+        The name of the label or target column, where it had one.
     """
 
-    def __init__(self, layers, input_dim=None, dtype="float32", seed=None,
+    def __init__(self, layers, input_dim=None, dtype=None, seed=None,
                  backend="cython"):
         if isinstance(layers, Layer):
             layers = [layers]
@@ -70,25 +101,32 @@ class Sequential:
                 raise TypeError(
                     f"layers[{i}]: expected a fastnn layer, got {type(layer).__name__}"
                 )
-            if layer.n_in is not None:
-                raise ValueError(
-                    f"layers[{i}]: this layer already belongs to a built model; "
-                    "create a new one"
-                )
         if len({id(layer) for layer in layers}) != len(layers):
             raise ValueError("layers: the same layer object appears twice")
-        self.layers = list(layers)
+        reused = [_reused_width_dtype(layer) for layer in layers]
+        if dtype is None:
+            dtype = next((d for _, d in reused if d is not None), "float32")
         self.dtype = check_dtype(dtype)
         self.seed = _check_seed(seed)
         self.backend = check_choice("backend", backend, BACKENDS)
+        if input_dim is None:
+            input_dim = reused[0][0]
+        self.layers = [layer._adopt(self) for layer in layers]
         self.ops = get_ops(backend)
         self.loss = None
         self.input_dim = None
         self.output_dim = None
+        self.classes = None
+        self.feature_names = None
+        self.target_name = None
         self.stop_training = False
         self.history = None
         if input_dim is not None:
-            self.build(input_dim)
+            try:
+                self.build(input_dim)
+            except ValueError:
+                self._unbuild()
+                raise
 
     # -- construction ----------------------------------------------------------
     @property
@@ -107,7 +145,12 @@ class Sequential:
             return self
         width = input_dim
         slots = []
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
+            if layer._carried is not None and layer._carried[0] != width:
+                raise ValueError(
+                    f"layers[{i}]: reuses trained weights for {layer._carried[0]} "
+                    f"inputs, but gets {width} "
+                    + ("features" if i == 0 else "from the layer before it"))
             width = layer.build(width, self.dtype)
             for name, shape in layer.param_shapes():
                 slots.append((layer, name, shape))
@@ -131,6 +174,7 @@ class Sequential:
         for layer in self.layers:
             layer.init_params(rng)
             layer.init_state()
+            layer._restore_carried()
         self.input_dim = input_dim
         self.output_dim = width
         return self
@@ -139,6 +183,7 @@ class Sequential:
         """Undo :meth:`build`, so that a refused first ``fit`` leaves the model
         as it was: unbuilt, its layers free to be built for any input width."""
         for layer in self.layers:
+            layer._carry_again()
             layer.unbuild()
         for name in ("_params", "_grads", "_offsets", "_stack"):
             self.__dict__.pop(name, None)
@@ -220,9 +265,75 @@ class Sequential:
         self._require_built("count_params")
         return int(self._params.size)
 
+    # -- what the inputs and outputs mean ----------------------------------------
+    @property
+    def classes(self):
+        return self._classes
+
+    @classes.setter
+    def classes(self, value):
+        classes = check_classes("classes", value)
+        if classes is not None and self.built and self.output_dim not in (
+            len(classes), 1 if len(classes) == 2 else -1
+        ):
+            raise ValueError(f"classes: {len(classes)} classes for a model with "
+                             f"{self.output_dim} outputs")
+        self._classes = classes
+
+    @property
+    def feature_names(self):
+        return self._feature_names
+
+    @feature_names.setter
+    def feature_names(self, value):
+        self._feature_names = check_feature_names(
+            "feature_names", value, self.input_dim if self.built else None)
+
+    @property
+    def task(self):
+        """``"classification"``, ``"regression"``, or None before training.
+
+        A model is a classifier when its loss takes class labels (or gives
+        probabilities through a sigmoid), or when it has :attr:`classes`.
+        """
+        if self.classes is not None:
+            return "classification"
+        if self.loss is None:
+            return None
+        spec = get_loss(self.loss)
+        if spec.targets == "labels" or spec.link == "sigmoid":
+            return "classification"
+        return "regression"
+
+    def _require_classifier(self, name):
+        if self.task == "regression":
+            raise ValueError(
+                f"{name}: the model was trained with {self.loss}, a regression "
+                "loss; its outputs are predictions, not classes: use predict")
+
+    def class_indices(self, labels, name="y"):
+        """The output index of each label in :attr:`classes`."""
+        if self.classes is None:
+            raise ValueError(f"{name}: the model has no classes to map labels to")
+        labels = np.asarray(labels)
+        order = np.argsort(self.classes)
+        try:
+            pos = np.searchsorted(self.classes, labels, sorter=order)
+        except TypeError:
+            raise TypeError(f"{name}: labels of dtype {labels.dtype} cannot be "
+                            f"compared with the classes {self.classes.tolist()}"
+                            ) from None
+        idx = order[np.minimum(pos, len(order) - 1)]
+        unknown = self.classes[idx] != labels
+        if np.any(unknown):
+            raise ValueError(f"{name}: label(s) {np.unique(labels[unknown])[:5]} "
+                             f"are not among the classes {self.classes.tolist()}")
+        return idx.astype(np.int64)
+
     # -- inference -------------------------------------------------------------
     def _check_X(self, X, name="X"):
         self._require_built(name)
+        X = select_features(name, X, self.feature_names)
         return check_array(name, X, self.dtype, n_features=self.input_dim)
 
     def _check_batch_size(self, batch_size, default):
@@ -285,7 +396,11 @@ class Sequential:
 
     def predict_proba(self, X, batch_size=None):
         """``predict`` passed through the training loss's link: softmax for
-        cross-entropy, sigmoid for binary cross-entropy, identity otherwise."""
+        cross-entropy, sigmoid for binary cross-entropy, identity otherwise.
+
+        Raises ValueError for a regression model.
+        """
+        self._require_classifier("predict_proba")
         out = self.predict(X, batch_size)
         link = self._link()
         if link == "softmax":
@@ -296,12 +411,24 @@ class Sequential:
 
     def predict_classes(self, X, batch_size=None):
         """Class indices: argmax of the outputs, or ``logit > 0`` for a
-        single-output binary cross-entropy model (per column for several)."""
+        single-output binary cross-entropy model (per column for several,
+        unless the model has :attr:`classes`).
+
+        With :attr:`classes`, the class values instead of their indices.
+        Raises ValueError for a regression model.
+        """
+        self._require_classifier("predict_classes")
         out = self.predict(X, batch_size)
-        if self.loss and get_loss(self.loss).link == "sigmoid":
-            classes = (out > 0).astype(np.int64)
-            return classes[:, 0] if classes.shape[1] == 1 else classes
-        return np.argmax(out, axis=1)
+        if self.loss and get_loss(self.loss).link == "sigmoid" and (
+            out.shape[1] == 1 or self.classes is None
+        ):
+            idx = (out > 0).astype(np.int64)
+            if idx.shape[1] > 1:
+                return idx
+            idx = idx[:, 0]
+        else:
+            idx = np.argmax(out, axis=1)
+        return idx if self.classes is None else self.classes[idx]
 
     # -- training -----------------------------------------------------------------
     def _check_targets(self, y, n, spec, name="y"):
@@ -398,6 +525,8 @@ class Sequential:
         """
         # ---- validate everything before touching state ----
         spec = get_loss(loss)
+        X = select_features("X", X, self.feature_names)
+        names = frame_columns(X) if self.feature_names is None else None
         X = check_array("X", X, self.dtype,
                         n_features=self.input_dim if self.built else None)
         epochs = check_int("epochs", epochs, 1)
@@ -444,6 +573,8 @@ class Sequential:
                 self._unbuild()
             raise
         self.loss = spec.name
+        if names is not None:
+            self.feature_names = names
         history = History()
         self.history = history
         self.stop_training = False
@@ -527,6 +658,10 @@ class Sequential:
             "input_dim": self.input_dim,
             "dtype": np.dtype(self.dtype).name,
             "loss": self.loss,
+            "classes": None if self.classes is None else self.classes.tolist(),
+            "feature_names": (None if self.feature_names is None
+                              else list(self.feature_names)),
+            "target_name": self.target_name,
             "layers": [{"type": type(layer).__name__, "config": layer.get_config()}
                        for layer in self.layers],
         }
