@@ -131,6 +131,9 @@ def test_any_labels_round_trip(tmp_path, labels):
     assert np.mean(np.array(header)[proba.argmax(1)] == text) > 0.95
     model = fastnn.load(tmp_path / "m.st")
     assert model.classes.tolist() == sorted(np.array(labels).tolist())
+    if labels[0] == "cat":  # diagnose maps the labels through the model's classes
+        assert "act mean" in ok(fastnn_cmd("diagnose", "--model", "m.st", "--data",
+                                           "d.csv", cwd=tmp_path))
 
 
 def test_binary_cross_entropy_gives_two_probability_columns(tmp_path):

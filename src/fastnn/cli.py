@@ -412,7 +412,10 @@ def cmd_diagnose(args):
             X = X[:, feature_columns(f"data: {args.data}", data.feature_names,
                                      model.feature_names)]
         if model.classes is not None:
-            y = model.class_indices(y, "labels")
+            from fastnn.targets import class_targets
+
+            y, _ = class_targets(model.class_indices(y, "labels"),
+                                 len(model.classes), model.loss)
         rows = diagnostics.layer_stats(model, X, y, keep_values=bool(args.plot))
         results = {args.model: diagnostics.summarize(rows)}
     else:
