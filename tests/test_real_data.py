@@ -184,6 +184,8 @@ def test_single_class_and_header_rules_through_the_cli(tmp_path):
     ok(fastnn_cmd("predict", "m.st", "bom.csv", "--label-column", "-1",
                   "--out", "p.csv", cwd=tmp_path))
     assert len(read_out(tmp_path / "p.csv")[1]) == 60
+    proc = fastnn_cmd("predict", "m.st", "bom.csv", cwd=tmp_path)
+    assert proc.returncode == 2 and "--label-column" in proc.stderr
 
 
 def test_sequential_fit_explains_label_mapping():

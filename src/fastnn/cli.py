@@ -384,6 +384,10 @@ def cmd_predict(args):
     X = load_features(args.data, model.feature_names,
                       ignore=(model.target_name,) if model.target_name else (),
                       label_column=args.label_column, header=args.header)
+    if np.ndim(X) == 2 and X.shape[1] == model.input_dim + 1:
+        raise CLIError(f"data: {X.shape[1]} columns for a model of "
+                       f"{model.input_dim} features; if one of them is the label "
+                       "column, leave it out with --label-column")
     values, columns = _prediction_table(model, X, args.proba)
     if args.out:
         write_table(args.out, values, columns)
