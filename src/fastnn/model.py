@@ -444,7 +444,7 @@ class Sequential:
                 self._unbuild()
             raise
         self.loss = spec.name
-        history = History()
+        history = History(epochs, verbose)
         self.history = history
         self.stop_training = False
         base_lr = optimizer.lr
@@ -761,8 +761,13 @@ class _TrainingRun:
         if verbose == 1:
             from tqdm import tqdm
 
+            # Only on a terminal (disable=None: not when stderr is piped or
+            # captured), drawn at once (delay=0) and then at most 20 times a
+            # second; it is erased at the end of the epoch, where the epoch's
+            # line takes its place.
             bar = tqdm(total=n_steps, desc=f"epoch {epoch + 1}/{epochs}",
-                       leave=False, unit="step", mininterval=0.2)
+                       leave=False, unit="step", disable=None, delay=0,
+                       mininterval=0.05)
         total = 0.0
         correct = 0
         try:
@@ -772,6 +777,8 @@ class _TrainingRun:
                 if not math.isfinite(total) or interrupted:
                     return (total / max(seen, 1) if math.isfinite(total) else total,
                             None)
+                if bar is not None:  # an epoch shorter than mininterval shows its end
+                    bar.refresh()
                 return self._epoch_result(total, correct)
             for s in range(n_steps):
                 start = s * bs
@@ -788,6 +795,9 @@ class _TrainingRun:
                                         refresh=False)
                 if interrupted:
                     return total / max(start + idx.shape[0], 1), None
+            if bar is not None:  # an epoch shorter than mininterval shows its end
+                bar.set_postfix(loss=f"{total / n:.4f}", refresh=False)
+                bar.refresh()
         finally:
             if bar is not None:
                 bar.close()
