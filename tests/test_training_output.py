@@ -262,3 +262,38 @@ def test_cli_train_reports_early_stopping(tmp_path):
         f"EarlyStopping: restored the weights of epoch {best}, the best "
         f"(val_loss {val[best - 1]:.4f})",
     ]
+
+
+class _NoTerminal:
+    """A stream that is no terminal, as a file or a pipe."""
+
+    def __init__(self):
+        self.text = []
+
+    def write(self, s):
+        self.text.append(s)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+
+class _KernelStream(_NoTerminal):
+    """Stands for a Jupyter kernel's stderr: no terminal, yet it shows bars."""
+
+
+_KernelStream.__module__ = "ipykernel.iostream"
+
+
+@pytest.mark.parametrize("stream, drawn", [(_KernelStream, True),
+                                           (_NoTerminal, False)])
+def test_a_jupyter_kernel_still_gets_the_bar(monkeypatch, stream, drawn):
+    stream = stream()
+    monkeypatch.setattr(sys, "stderr", stream)
+    X, y = _digits()
+    _model().fit(X, y, epochs=1, seed=0)
+    n_steps = -(-len(X) // 32)
+    assert (f"{n_steps}/{n_steps}" in "".join(stream.text)) == drawn
+    assert drawn or stream.text == []

@@ -759,15 +759,19 @@ class _TrainingRun:
         n_steps = -(-n // bs)
         bar = None
         if verbose == 1:
+            import sys
+
             from tqdm import tqdm
 
             # Only on a terminal (disable=None: not when stderr is piped or
-            # captured), drawn at once (delay=0) and then at most 20 times a
+            # captured; a Jupyter kernel's stream says it is no terminal but
+            # shows bars), drawn at once (delay=0) and then at most 20 times a
             # second; it is erased at the end of the epoch, where the epoch's
             # line takes its place.
+            jupyter = type(sys.stderr).__module__.startswith("ipykernel.")
             bar = tqdm(total=n_steps, desc=f"epoch {epoch + 1}/{epochs}",
-                       leave=False, unit="step", disable=None, delay=0,
-                       mininterval=0.05)
+                       leave=False, unit="step", disable=False if jupyter else None,
+                       delay=0, mininterval=0.05)
         total = 0.0
         correct = 0
         try:
