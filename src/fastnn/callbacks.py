@@ -32,10 +32,10 @@ class History:
         training ended with.
     """
 
-    def __init__(self, epochs=None, verbose=0):
+    def __init__(self):
         self.history = {}
         self.epoch = []
-        self.params = {"epochs": epochs, "verbose": verbose}
+        self.params = {"epochs": None, "verbose": 0}
         self.stopped_epoch = None
         self.restored_epoch = None
 

@@ -282,7 +282,6 @@ def cmd_diagnose(args):
 
         model = fastnn.load(args.model)
         X, y = load_data(args.data, args.label_column)
-        print(f"{args.model} on {args.data}: {len(X)} samples in one batch\n")
         rows = diagnostics.layer_stats(model, X, y, keep_values=bool(args.plot))
         results = {args.model: diagnostics.summarize(rows)}
     else:

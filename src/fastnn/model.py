@@ -444,8 +444,9 @@ class Sequential:
                 self._unbuild()
             raise
         self.loss = spec.name
-        history = History(epochs, verbose)
+        history = History()
         self.history = history
+        history.params.update(epochs=epochs, verbose=verbose)
         self.stop_training = False
         base_lr = optimizer.lr
         quiet_nan = any(isinstance(cb, TerminateOnNaN) for cb in callbacks)
