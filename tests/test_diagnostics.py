@@ -142,3 +142,130 @@ def test_gradient_check_detects_a_wrong_gradient(monkeypatch):
 
     monkeypatch.setattr(fastnn.layers.Dense, "backward", wrong)
     assert diagnostics.gradient_check(model, X, y, "cross_entropy") > 1e-3
+
+
+# ---- the report: layer names, a ratio labelled as one, never nan ----------------
+
+def _diagnose_cli(model, tmp_path):
+    """``fastnn diagnose --model M --data digits`` in a subprocess."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "model.safetensors"
+    model.save(path)
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       "src")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [src] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+    return subprocess.run([sys.executable, "-m", "fastnn.cli", "diagnose", "--model",
+                           str(path), "--data", "digits"], capture_output=True,
+                          text=True, timeout=300, env=env)
+
+
+def _trained(layers, dtype="float32"):
+    from fastnn.datasets import load_digits
+
+    X, y = load_digits()
+    model = fastnn.Sequential(layers, seed=0, dtype=dtype)
+    model.fit(X / 16.0, y, epochs=1, verbose=0, seed=0)
+    return model
+
+
+def _no_nan(text):
+    import re
+
+    return re.search(r"\bnan\b", text, re.IGNORECASE) is None
+
+
+def test_cli_diagnose_one_hidden_layer_says_why_there_is_no_ratio(tmp_path):
+    model = _trained([fastnn.Dense(16, "relu"), fastnn.Dense(10)])
+    proc = _diagnose_cli(model, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert _no_nan(out), out
+    assert ": undetermined\n   one hidden layer (Dense(16, relu)): no first/last " \
+           "ratio to judge" in out
+    rows = [ln.split() for ln in out.splitlines() if ln[:5].strip().isdigit()]
+    assert len(rows) == 2
+    assert rows[0][:3] == ["1", "Dense(16,", "relu)"]
+    assert rows[1][:2] == ["2", "Dense(10)"]
+
+
+def test_cli_diagnose_labels_its_ratio_and_matches_torch(tmp_path):
+    # Oracle: PyTorch's autograd on the same weights, the gradients of the
+    # mean cross-entropy w.r.t. each hidden layer's pre-activations.
+    torch = pytest.importorskip("torch")
+    from fastnn.datasets import load_digits
+    from _torch_helpers import torch_twin
+
+    model = _trained([fastnn.Dense(32, "tanh"), fastnn.Dense(16, "tanh"),
+                      fastnn.Dense(10)], dtype="float64")
+    proc = _diagnose_cli(model, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert _no_nan(out), out
+    for name in ("Dense(32, tanh)", "Dense(16, tanh)", "Dense(10)"):
+        assert name in out
+    line = next(ln for ln in out.splitlines()
+                if "gradient-norm ratio first/last hidden layer: " in ln)
+    printed = float(line.split(": ")[1].split()[0])
+
+    X, y = load_digits()
+    net = torch_twin(model)
+    z = []
+    net[0].register_forward_hook(lambda m, i, o: z.append(o) or o.retain_grad())
+    net[2].register_forward_hook(lambda m, i, o: z.append(o) or o.retain_grad())
+    loss = torch.nn.functional.cross_entropy(
+        net(torch.from_numpy(X.astype(np.float64))), torch.from_numpy(y).long())
+    loss.backward()
+    expected = float(z[0].grad.norm() / z[1].grad.norm())
+    assert printed == pytest.approx(expected, rel=5e-3)  # printed to 3 digits
+
+
+def test_no_ratio_without_two_hidden_layers_and_no_nan_in_the_report():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 5))
+    y = rng.integers(0, 3, 40)
+    for layers, count in (([fastnn.Dense(3)], "no hidden layer"),
+                          ([fastnn.Dense(8, "sigmoid"), fastnn.Dense(3)],
+                           "one hidden layer (Dense(8, sigmoid))")):
+        model = fastnn.Sequential(layers, input_dim=5, seed=0)
+        res = diagnostics.summarize(diagnostics.layer_stats(model, X, y,
+                                                            "cross_entropy"))
+        assert res["ratio"] is None and res["weight_ratio"] is None
+        assert res["verdict"] == "undetermined"
+        assert res["reason"].startswith(count + ": no first/last ratio to judge")
+        text = diagnostics.format_report({"m": res})
+        assert _no_nan(text) and res["reason"] in text
+        assert "gradient-norm ratio first/last hidden layer:" not in text
+
+
+def test_a_dead_last_hidden_layer_is_vanishing_not_nan():
+    # A bias of -100 keeps every ReLU unit of the second layer at zero: no
+    # gradient flows below the output layer, so the ratio is 0/0.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 5))
+    y = rng.integers(0, 3, 40)
+    model = fastnn.Sequential([fastnn.Dense(8, "relu"), fastnn.Dense(8, "relu"),
+                               fastnn.Dense(3)], input_dim=5, seed=0)
+    weights = model.get_weights()
+    weights[3][:] = -100.0
+    model.set_weights(weights)
+    rows = diagnostics.layer_stats(model, X, y, "cross_entropy")
+    assert rows[1]["dead"] == 1.0 and rows[1]["backprop_norm"] == 0.0
+    res = diagnostics.summarize(rows)
+    assert res["ratio"] is None and res["verdict"] == "vanishing"
+    assert "no gradient reaches the hidden layers" in res["reason"]
+    assert _no_nan(diagnostics.format_report({"m": res}))
+
+
+def test_report_rows_carry_layer_names(experiment):
+    text = diagnostics.format_report({"tanh Glorot": experiment["tanh Glorot"]})
+    rows = [ln for ln in text.splitlines() if ln[:5].strip().isdigit()]
+    assert len(rows) == 11
+    assert all(ln.split()[1:3] == ["Dense(500,", "tanh)"] for ln in rows[:10])
+    assert rows[10].split()[1] == "Dense(10)"
+    ratio = experiment["tanh Glorot"]["ratio"]
+    assert f"gradient-norm ratio first/last hidden layer: {ratio:.3g}" in text
+    assert "below 0.1 vanishing, above 10 exploding" in text

@@ -177,6 +177,7 @@ def test_callback_placeholders_and_monitors_that_fit_logs_work(tmp_path):
     stop = fastnn.EarlyStopping(monitor="val_accuracy", patience=5)
     _model().fit(X, y, epochs=2, verbose=0, validation_split=0.2, callbacks=[cb, stop])
     assert len(cb.saved) == 2 and all(os.path.exists(p) for p in cb.saved)
-    # without validation data, val_loss reads loss (as before)
-    _model().fit(X, y, epochs=1, verbose=0,
-                 callbacks=[fastnn.EarlyStopping(monitor="val_loss")])
+    # without validation data, val_loss reads loss, and says so
+    with pytest.warns(UserWarning, match="watches 'loss' on the training data"):
+        _model().fit(X, y, epochs=1, verbose=0,
+                     callbacks=[fastnn.EarlyStopping(monitor="val_loss")])

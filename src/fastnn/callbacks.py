@@ -2,6 +2,9 @@
 
 import math
 import os
+import warnings
+
+import numpy as np
 
 from fastnn._validation import (
     check_bool, check_choice, check_float, check_int, check_name,
@@ -9,13 +12,32 @@ from fastnn._validation import (
 
 
 class History:
-    """Per-epoch records of a ``fit``: ``history.history["loss"]``, ``"val_loss"``,
-    each metric (``"accuracy"``, ``"val_accuracy"``), ``"lr"`` and ``"time"``
-    (seconds)."""
+    """What a ``fit`` did.
+
+    Attributes
+    ----------
+    history : dict of str to list
+        Per-epoch records: ``"loss"``, ``"val_loss"``, each metric
+        (``"accuracy"``, ``"val_accuracy"``), ``"lr"`` and ``"time"`` (seconds).
+    epoch : list of int
+        The 0-based indices of the epochs recorded.
+    params : dict
+        ``fit``'s ``epochs`` and ``verbose``.
+    stopped_epoch : int or None
+        The epoch (1-based, as printed) after which :class:`EarlyStopping`
+        stopped training; None when it did not stop it.
+    restored_epoch : int or None
+        The epoch (1-based) whose weights :class:`EarlyStopping` put back at
+        the end (``restore_best``); None when the model keeps the weights
+        training ended with.
+    """
 
     def __init__(self):
         self.history = {}
         self.epoch = []
+        self.params = {"epochs": None, "verbose": 0}
+        self.stopped_epoch = None
+        self.restored_epoch = None
 
     def record(self, epoch, logs):
         self.epoch.append(epoch)
@@ -41,6 +63,18 @@ class Callback:
 
     def on_train_end(self, model):
         pass
+
+
+def _say(model, line):
+    """Print ``line`` beside the epoch lines when ``fit`` runs with verbose > 0;
+    return whether it did."""
+    history = getattr(model, "history", None)
+    if history is None or not history.params.get("verbose"):
+        return False
+    from tqdm import tqdm
+
+    tqdm.write(line)
+    return True
 
 
 def _monitored(logs, monitor):
@@ -71,7 +105,17 @@ class EarlyStopping(Callback):
     """Stop once ``monitor`` has gone ``patience`` epochs in a row without
     improving by ``min_delta`` (as Keras and PyTorch Lightning count: with
     ``patience=0`` the first epoch without improvement stops); with
-    ``restore_best`` put back the best epoch's weights."""
+    ``restore_best`` put back the best epoch's weights at the end of training.
+
+    The epoch it stopped after and the epoch whose weights it restored are
+    recorded in the :class:`History` (``stopped_epoch``, ``restored_epoch``,
+    1-based) and, when ``fit`` runs with verbose > 0, printed after the last
+    epoch's line. A ``val_*`` monitor without validation data watches the
+    training value of the same name (``"val_loss"`` reads ``"loss"``); it says
+    so once at the start of training: a printed line with verbose > 0, else a
+    ``UserWarning``. Its own ``stopped_epoch`` and ``best_epoch`` attributes
+    are 0-based epoch indices.
+    """
 
     def __init__(self, monitor="val_loss", patience=5, min_delta=0.0, mode="auto",
                  restore_best=True):
@@ -80,9 +124,10 @@ class EarlyStopping(Callback):
         self.min_delta = check_float("min_delta", min_delta, 0)
         self.mode = check_choice("mode", mode, ("auto", "min", "max"))
         self.restore_best = check_bool("restore_best", restore_best)
+        self.watched = self.monitor
 
     def check_logs(self, keys):
-        _monitored(keys, self.monitor)
+        self.watched = _monitored(keys, self.monitor)
 
     def on_train_begin(self, model):
         self.best = None
@@ -90,6 +135,13 @@ class EarlyStopping(Callback):
         self.best_epoch = None
         self.wait = 0
         self.stopped_epoch = None
+        if self.watched != self.monitor:
+            line = (f"EarlyStopping: no validation data, so monitor="
+                    f"{self.monitor!r} watches {self.watched!r} on the training "
+                    "data; give validation_data or validation_split to stop on "
+                    "held-out data")
+            if not _say(model, line):
+                warnings.warn(line, UserWarning, stacklevel=3)
 
     def on_epoch_end(self, model, epoch, logs):
         value = _monitor_value(logs, self.monitor)
@@ -105,8 +157,26 @@ class EarlyStopping(Callback):
                 model.stop_training = True
 
     def on_train_end(self, model):
+        history = getattr(model, "history", None)
+        if self.stopped_epoch is not None:
+            epochs = history.params.get("epochs") if history is not None else None
+            of = f" of {epochs}" if epochs else ""
+            by = f" by more than {self.min_delta:g}" if self.min_delta else ""
+            _say(model, f"EarlyStopping: stopped after epoch {self.stopped_epoch + 1}"
+                        f"{of}: {self.watched} has not improved{by} for {self.wait} "
+                        f"epoch{'s' if self.wait != 1 else ''}")
+            if history is not None:
+                history.stopped_epoch = self.stopped_epoch + 1
         if self.restore_best and self.best_weights is not None:
+            changed = any(not np.array_equal(now, best) for now, best in
+                          zip(model.get_weights(), self.best_weights))
             model.set_weights(self.best_weights)
+            if changed:
+                _say(model, f"EarlyStopping: restored the weights of epoch "
+                            f"{self.best_epoch + 1}, the best ({self.watched} "
+                            f"{self.best:.4f})")
+                if history is not None:
+                    history.restored_epoch = self.best_epoch + 1
 
 
 class ModelCheckpoint(Callback):

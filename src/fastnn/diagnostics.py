@@ -140,45 +140,74 @@ def layer_stats(model, X, y, loss=None, keep_values=False):
     return rows
 
 
+def _hidden(rows):
+    """The rows of the hidden layers: those with a nonlinear activation."""
+    return [r for r in rows if r["activation"] not in (None, "identity")]
+
+
 def _first_last_hidden(rows, key):
-    values = [r[key] for r in rows
-              if r[key] is not None and r["activation"] not in (None, "identity")]
-    if len(values) < 2 or values[-1] == 0:
-        return float("nan")
+    """First over last hidden layer's ``key``, or None where no ratio is
+    defined (fewer than two hidden layers, a zero or non-finite last value)."""
+    values = [r[key] for r in _hidden(rows) if r[key] is not None]
+    if len(values) < 2 or not (math.isfinite(values[0])
+                               and math.isfinite(values[-1])) or values[-1] == 0:
+        return None
     return values[0] / values[-1]
 
 
 def gradient_ratio(rows):
     """First over last hidden layer's back-propagated gradient norm (w.r.t.
-    the pre-activations): below 1, the gradient shrinks on its way down."""
+    the pre-activations): below 1, the gradient shrinks on its way down. None
+    where it is not defined; :func:`assess` says why."""
     return _first_last_hidden(rows, "backprop_norm")
 
 
 def weight_gradient_ratio(rows):
-    """First over last hidden layer's weight-gradient norm. Glorot & Bengio
-    (2010) show it can stay near 1 while activations and back-propagated
-    gradients vanish in opposite directions, so the verdict does not use it."""
+    """First over last hidden layer's weight-gradient norm, or None. Glorot &
+    Bengio (2010) show it can stay near 1 while activations and
+    back-propagated gradients vanish in opposite directions, so the verdict
+    does not use it."""
     return _first_last_hidden(rows, "grad_norm")
+
+
+def assess(rows):
+    """``(verdict, reason)``: the verdict of :func:`verdict`, and when no
+    gradient-norm ratio is defined, the sentence that says why (else None)."""
+    hidden = _hidden(rows)
+    if len(hidden) < 2:
+        count = "no hidden layer" if not hidden else (
+            f"one hidden layer ({hidden[0]['name']})")
+        return "undetermined", (
+            f"{count}: no first/last ratio to judge; gradients vanish or explode "
+            "across two or more hidden layers")
+    norms = [r["backprop_norm"] for r in hidden]
+    if not all(math.isfinite(v) for v in norms):
+        return "exploding", ("the back-propagated gradient overflows (is not "
+                             "finite) in the hidden layers")
+    if norms[-1] == 0:
+        return "vanishing", ("no gradient reaches the hidden layers: the last "
+                             "one's back-propagated gradient norm is 0")
+    ratio = norms[0] / norms[-1]
+    if ratio < 0.1:
+        return "vanishing", None
+    if ratio > 10:
+        return "exploding", None
+    return "healthy", None
 
 
 def verdict(rows):
     """``"vanishing"``, ``"exploding"`` or ``"healthy"``, from
-    :func:`gradient_ratio`: below 0.1, above 10, or in between;
-    ``"undetermined"`` with fewer than two hidden layers to compare."""
-    ratio = gradient_ratio(rows)
-    if math.isnan(ratio):
-        return "undetermined"
-    if ratio < 0.1:
-        return "vanishing"
-    if ratio > 10:
-        return "exploding"
-    return "healthy"
+    :func:`gradient_ratio`: below 0.1, above 10, or in between (Glorot &
+    Bengio, 2010). ``"undetermined"`` with fewer than two hidden layers to
+    compare; a gradient that is zero or not finite at the last hidden layer
+    is vanishing or exploding."""
+    return assess(rows)[0]
 
 
 def deep_saturation(rows):
     """The smallest saturated fraction over the deeper half of the hidden
     layers (None for activations that do not saturate)."""
-    hidden = [r for r in rows if r["activation"] not in (None, "identity")]
+    hidden = _hidden(rows)
     sat = [r["saturated"] for r in hidden[len(hidden) // 2:]
            if r["saturated"] is not None]
     return min(sat) if sat else None
@@ -276,32 +305,49 @@ def depth_experiment(depth=10, width=500, n_samples=500, n_classes=10,
 
 
 def summarize(rows):
-    """``{"rows", "ratio", "weight_ratio", "saturation", "verdict"}`` of one
-    set of :func:`layer_stats` rows."""
+    """``{"rows", "ratio", "weight_ratio", "saturation", "verdict", "reason"}``
+    of one set of :func:`layer_stats` rows (see :func:`assess`)."""
+    judged, reason = assess(rows)
     return {"rows": rows, "ratio": gradient_ratio(rows),
             "weight_ratio": weight_gradient_ratio(rows),
-            "saturation": deep_saturation(rows), "verdict": verdict(rows)}
+            "saturation": deep_saturation(rows), "verdict": judged,
+            "reason": reason}
+
+
+#: How ``format_report`` states the verdict's rule, once.
+RULE = ("Verdict (Glorot & Bengio, 2010) from the gradient-norm ratio first/last "
+        "hidden layer,\nof the back-propagated gradients: below 0.1 vanishing, "
+        "above 10 exploding, else healthy.")
 
 
 def format_report(results):
-    """The text table ``fastnn diagnose`` prints."""
-    lines = []
+    """The text ``fastnn diagnose`` prints: the rule of the verdict, then per
+    setup (or model) its verdict, its gradient-norm ratios and a row per layer,
+    named as the layer describes itself."""
+    lines = [RULE, ""]
     for name, res in results.items():
         sat = res.get("saturation")
-        lines.append(
-            f"== {name}: {res['verdict']}"
-            + (f", deep layers {sat:.0%} saturated" if sat and sat > 0.5 else "")
-            + f" (first/last hidden layer: back-propagated gradient norm "
-            f"{res['ratio']:.3g}, weight gradient norm {res['weight_ratio']:.3g})")
-        lines.append(f"{'layer':>5} {'act mean':>10} {'act std':>10} {'saturated':>9} "
-                     f"{'dead':>6} {'W grad norm':>11} {'bprop norm':>10} "
-                     f"{'bprop std':>10}")
+        lines.append(f"== {name}: {res['verdict']}"
+                     + (f", deep layers {sat:.0%} saturated"
+                        if sat and sat > 0.5 else ""))
+        if res.get("reason"):
+            lines.append(f"   {res['reason']}")
+        if res["ratio"] is not None:
+            weights = ("" if res["weight_ratio"] is None else
+                       f" (weight gradients: {res['weight_ratio']:.3g})")
+            lines.append(f"   gradient-norm ratio first/last hidden layer: "
+                         f"{res['ratio']:.3g}{weights}")
+        width = max([4] + [len(r["name"]) for r in res["rows"]])
+        lines.append(f"{'layer':>5} {'name':<{width}} {'act mean':>10} "
+                     f"{'act std':>10} {'saturated':>9} {'dead':>6} "
+                     f"{'W grad norm':>11} {'bprop norm':>10} {'bprop std':>10}")
         for r in res["rows"]:
             sat = "-" if r["saturated"] is None else f"{r['saturated']:.1%}"
             dead = "-" if r["dead"] is None else f"{r['dead']:.1%}"
             gn = "-" if r["grad_norm"] is None else f"{r['grad_norm']:.3e}"
-            lines.append(f"{r['layer'] + 1:>5} {r['mean']:>10.3e} {r['std']:>10.3e} "
-                         f"{sat:>9} {dead:>6} {gn:>11} {r['backprop_norm']:>10.3e} "
+            lines.append(f"{r['layer'] + 1:>5} {r['name']:<{width}} "
+                         f"{r['mean']:>10.3e} {r['std']:>10.3e} {sat:>9} {dead:>6} "
+                         f"{gn:>11} {r['backprop_norm']:>10.3e} "
                          f"{r['backprop_std']:>10.3e}")
         lines.append("")
     return "\n".join(lines)
@@ -322,7 +368,7 @@ def plot_histograms(results, path):
                              squeeze=False)
     for row, name in enumerate(names):
         for r in results[name]["rows"][:-1]:
-            label = f"layer {r['layer'] + 1}"
+            label = f"{r['layer'] + 1} {r['name']}"
             axes[row, 0].hist(r["_activations"], bins=60, histtype="step",
                               label=label)
             axes[row, 1].hist(r["_gradients"], bins=60, histtype="step", label=label)

@@ -577,6 +577,7 @@ class Sequential:
             self.feature_names = names
         history = History()
         self.history = history
+        history.params.update(epochs=epochs, verbose=verbose)
         self.stop_training = False
         base_lr = optimizer.lr
         quiet_nan = any(isinstance(cb, TerminateOnNaN) for cb in callbacks)
@@ -894,10 +895,19 @@ class _TrainingRun:
         n_steps = -(-n // bs)
         bar = None
         if verbose == 1:
+            import sys
+
             from tqdm import tqdm
 
+            # Only on a terminal (disable=None: not when stderr is piped or
+            # captured; a Jupyter kernel's stream says it is no terminal but
+            # shows bars), drawn at once (delay=0) and then at most 20 times a
+            # second; it is erased at the end of the epoch, where the epoch's
+            # line takes its place.
+            jupyter = type(sys.stderr).__module__.startswith("ipykernel.")
             bar = tqdm(total=n_steps, desc=f"epoch {epoch + 1}/{epochs}",
-                       leave=False, unit="step", mininterval=0.2)
+                       leave=False, unit="step", disable=False if jupyter else None,
+                       delay=0, mininterval=0.05)
         total = 0.0
         correct = 0
         try:
@@ -907,6 +917,8 @@ class _TrainingRun:
                 if not math.isfinite(total) or interrupted:
                     return (total / max(seen, 1) if math.isfinite(total) else total,
                             None)
+                if bar is not None:  # an epoch shorter than mininterval shows its end
+                    bar.refresh()
                 return self._epoch_result(total, correct)
             for s in range(n_steps):
                 start = s * bs
@@ -923,6 +935,9 @@ class _TrainingRun:
                                         refresh=False)
                 if interrupted:
                     return total / max(start + idx.shape[0], 1), None
+            if bar is not None:  # an epoch shorter than mininterval shows its end
+                bar.set_postfix(loss=f"{total / n:.4f}", refresh=False)
+                bar.refresh()
         finally:
             if bar is not None:
                 bar.close()
