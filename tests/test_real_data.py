@@ -53,6 +53,9 @@ def test_regression_is_picked_and_reported(diabetes):
     r2 = float(summary(out, "test MSE / MAE / R2").split("/")[-1])
     assert r2 > 0.3, out  # a linear model reaches about 0.45 on diabetes
     assert "test Hoeffding interval" in out and "unbounded" in out
+    stop = summary(out, "early stopping")  # --quiet prints no epoch lines
+    stopped, restored = (int(w.strip(",")) for w in stop.split() if w[0].isdigit())
+    assert stopped == restored + 10
 
 
 def test_predict_writes_regression_outputs(diabetes):

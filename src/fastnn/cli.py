@@ -309,6 +309,10 @@ def cmd_train(args):
     rows = _report_rows(model, task, X, truth, [("train", tr), ("validation", va), ("test", te)])
     epochs_run = len(history.history.get("loss", []))
     per_epoch = np.median(history.history["time"]) if epochs_run else float("nan")
+    if history.stopped_epoch is not None:
+        rows.append(("early stopping", f"stopped after epoch {history.stopped_epoch}"
+                     + (f", restored epoch {history.restored_epoch}"
+                        if history.restored_epoch is not None else "")))
     rows += [("epochs", str(epochs_run)),
              ("time per epoch", f"{per_epoch * 1e3:.1f} ms"),
              ("samples/s", f"{len(tr) / per_epoch:,.0f}"),
