@@ -313,3 +313,16 @@ def test_save_and_load_share_the_tensor_checks(monkeypatch, saved):
     with pytest.raises(ValueError, match="cannot be saved.*0.weight negative"):
         model.save(path)
     _refused(path, "0.weight negative")
+
+
+def test_a_directory_a_fifo_or_a_nul_is_refused_by_load(tmp_path):
+    with pytest.raises(ValueError, match="is not a loadable fastnn model: it is"):
+        fastnn.load(tmp_path)
+    if hasattr(os, "mkfifo"):  # opened without blocking, then refused
+        os.mkfifo(tmp_path / "fifo")
+        with pytest.raises(ValueError, match="not a regular file"):
+            fastnn.load(tmp_path / "fifo")
+    with pytest.raises(ValueError, match="path: must not contain a NUL"):
+        fastnn.load("m\0.safetensors")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        fastnn.load(tmp_path / "missing" / "m.safetensors")

@@ -265,7 +265,7 @@ def _architecture(header, backend):
             from fastnn.losses import get_loss
 
             loss = get_loss(loss).name
-    except (LookupError, TypeError, ValueError, ArithmeticError) as exc:
+    except (LookupError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
         raise ValueError(f"its architecture is invalid ({exc!r:.300})") from None
     return model, input_dim, loss
 
@@ -324,6 +324,8 @@ def _check_path(path, name="path"):
     path = os.fspath(path)
     if not isinstance(path, str):
         raise TypeError(f"{name}: must be a text path, got {path!r}")
+    if "\0" in path:
+        raise ValueError(f"{name}: must not contain a NUL character: {path!r}")
     return path
 
 
@@ -375,8 +377,6 @@ def check_save_path(path, name="path"):
     path = _check_path(path, name)
     if not path:
         raise ValueError(f"{name}: must not be empty")
-    if "\0" in path:
-        raise ValueError(f"{name}: must not contain a NUL character: {path!r}")
     if path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):
         raise ValueError(f"{name}: {path} names a directory, not a file")
     folder = os.path.dirname(os.path.abspath(path))
@@ -496,11 +496,12 @@ def _open_regular(path):
         raise FileNotFoundError(f"path: no such file: {path}") from None
     except IsADirectoryError:
         raise _bad(path, "it is a directory") from None
-    fh = open(fd, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        fh.close()
-        raise _bad(path, "it is not a regular file")
-    return fh
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise _bad(path, "it is a directory" if stat.S_ISDIR(mode)
+                   else "it is not a regular file")
+    return open(fd, "rb", buffering=0)  # the caller closes it
 
 
 def _read_into(fh, view):
