@@ -13,11 +13,9 @@ import sys
 
 import numpy as np
 import pytest
+from _file_mutants import mutate
 
 import fastnn
-
-sys.path.insert(0, os.path.dirname(__file__))
-from _file_mutants import mutate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

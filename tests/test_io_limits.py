@@ -3,17 +3,14 @@ before any tensor is read, JSON bounded, and save refusing what load refuses."""
 
 import json
 import os
-import sys
 import tracemalloc
 
 import numpy as np
 import pytest
+from _file_mutants import join, nested, split
 
 import fastnn
 from fastnn import io
-
-sys.path.insert(0, os.path.dirname(__file__))
-from _file_mutants import join, nested, split
 
 
 @pytest.fixture
