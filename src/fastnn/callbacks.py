@@ -181,7 +181,12 @@ class EarlyStopping(Callback):
 
 class ModelCheckpoint(Callback):
     """Save the model after each epoch to ``path`` (``{epoch}`` is filled in);
-    with ``save_best_only`` only when ``monitor`` improved."""
+    with ``save_best_only`` only when ``monitor`` improved.
+
+    Before training, ``path`` as epoch 1 fills it must pass
+    :func:`fastnn.io.check_save_path`: its directory exists and can be written,
+    and nothing but a regular file is there (no link, device or directory).
+    """
 
     def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto"):
         self.path = os.fspath(path) if isinstance(path, os.PathLike) else path
@@ -198,12 +203,15 @@ class ModelCheckpoint(Callback):
         if self.save_best_only:
             _monitored(keys, self.monitor)
         try:
-            self.path.format(epoch=1, **dict.fromkeys(keys, 0.0))
-        except (KeyError, IndexError, ValueError) as exc:
+            first = self.path.format(epoch=1, **dict.fromkeys(keys, 0.0))
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
             raise ValueError(
                 f"path: {self.path!r} cannot be filled in ({type(exc).__name__}: "
                 f"{exc}); its placeholders can be {{epoch}} and the logged "
                 f"values {sorted(keys)}") from None
+        from fastnn.io import check_save_path
+
+        check_save_path(first, "path")
 
     def on_train_begin(self, model):
         self.best = None

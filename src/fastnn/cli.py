@@ -127,16 +127,12 @@ def _check_plot_support(path):
 
 
 def _check_output_path(option, path):
-    """Fail before training, not after it, when ``path`` cannot be written."""
-    if path is None:
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise CLIError(f"{option}: {path} is a directory")
-    if not os.path.isdir(folder):
-        raise CLIError(f"{option}: no such directory: {folder}")
-    if not os.access(folder, os.W_OK):
-        raise CLIError(f"{option}: cannot write to {folder}")
+    """Fail before training, not after it, when ``path`` cannot be written
+    (the rules of :func:`fastnn.io.check_save_path`)."""
+    from fastnn.io import check_save_path
+
+    if path is not None:
+        check_save_path(path, option)
 
 
 def _split(X, y, args):
