@@ -13,8 +13,8 @@ from fastnn.activations import ACTIVATIONS
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from fastnn.interop import OPSET  # noqa: E402
-from fastnn.cli import main  # noqa: E402
+from fastnn.cli import main
+from fastnn.interop import OPSET
 
 #: float32 1e-5 and float64 1e-12, relative, with an absolute floor of the same
 #: size for entries near zero (the outputs are of order one).

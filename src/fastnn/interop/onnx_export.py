@@ -187,7 +187,7 @@ ACTIVATION_EXPORTERS = {
 def _softmax(g, x, temperature):
     """softmax(x / T) over the last axis."""
     if temperature != 1.0:
-        x = g.mul(x, 1.0 / temperature)
+        x = g.op("Div", x, g.const(temperature))
     return g.op("Softmax", x, axis=-1)
 
 

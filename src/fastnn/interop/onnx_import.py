@@ -1,0 +1,551 @@
+"""ONNX import: an MLP graph read into a :class:`fastnn.Sequential`.
+
+The importer reads the file's bytes (at most ``max_bytes``), parses them with
+protobuf and inspects the graph; it never executes the graph, never follows an
+external-data reference, and checks every tensor's declared size against the
+data it holds before converting it. From the chosen output it walks back to
+the input along a chain of nodes with one data input each (weights,
+biases and attributes are constants), so nodes that do not feed the output
+(skl2onnx's label branch) are ignored, and a cycle or a branch is refused.
+
+Each op on the chain is read by one entry of :data:`OP_IMPORTERS`:
+
+- ``Gemm``, or ``MatMul`` then ``Add``: a ``Dense`` layer;
+- ``Relu``, ``Sigmoid``, ``Tanh``, ``LeakyRelu``, ``Elu``, ``Selu``,
+  ``Softplus``, ``Gelu``, and ``Mul(x, Sigmoid(x))`` (silu): the activation, fused into the ``Dense`` before it
+  when that one has none yet, else an ``Activation`` layer;
+- ``Softmax`` over the last axis (a scalar ``Mul``/``Div`` just before it is
+  its temperature): ``Activation("softmax")``;
+- ``PRelu`` (one slope, or one per feature): ``PReLU``;
+- ``BatchNormalization`` (inference): ``BatchNorm``;
+- ``Reshape`` to ``(N, units, pieces)`` then ``ReduceMax`` over the pieces,
+  after a ``Gemm``: ``Maxout``;
+- ``Identity``, ``Dropout``, ``Flatten`` of the 2-D input, a ``Reshape`` to
+  ``(N, width)`` and a ``Cast`` to the input's own type: nothing.
+
+A trailing ``Softmax`` or ``Sigmoid`` stays in the model, so that ``predict``
+returns what the graph's output holds.
+"""
+
+import math
+import os
+
+import numpy as np
+
+#: Largest file read, in bytes.
+MAX_BYTES = 1 << 30
+#: Largest tensor, in elements.
+MAX_ELEMENTS = 1 << 28
+
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError:  # pragma: no cover - the extra is installed in CI
+        raise ImportError("ONNX import needs the onnx package: "
+                          "pip install 'fastnn-core[onnx]'") from None
+    return onnx
+
+
+def _read_bytes(path, max_bytes):
+    from fastnn.io import _check_path
+
+    path = _check_path(path)
+    size = os.stat(path).st_size
+    if size > max_bytes:
+        raise ValueError(f"path: {path} holds {size} bytes, more than max_bytes="
+                         f"{max_bytes}")
+    with open(path, "rb") as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"path: {path} grew past max_bytes={max_bytes}")
+    return path, data
+
+
+def _parse(onnx, path, data):
+    from google.protobuf.message import DecodeError
+
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except (DecodeError, RecursionError, ValueError) as exc:
+        raise ValueError(f"path: {path} is not an ONNX model ({exc})") from None
+    if not proto.HasField("graph") or not proto.graph.node:
+        raise ValueError(f"path: {path} is not an ONNX model (no graph)")
+    return proto
+
+
+class _Graph:
+    """Lookups over one graph: constants, producers, attributes."""
+
+    def __init__(self, onnx, graph):
+        self.onnx = onnx
+        self.graph = graph
+        self._tensors = {}
+        if len(graph.sparse_initializer):
+            raise ValueError("model: sparse initializers are not supported")
+        for t in graph.initializer:
+            self._tensors[t.name] = t
+        self.producer = {}
+        for node in graph.node:
+            for out in node.output:
+                if not out:
+                    continue
+                if out in self.producer or out in self._tensors:
+                    raise ValueError(f"model: value {out!r} is produced twice")
+                self.producer[out] = node
+        self._arrays = {}
+
+    def constant(self, name, depth=0):
+        """The array behind ``name`` if it is a constant, else None."""
+        if name in self._arrays:
+            return self._arrays[name]
+        tensor = self._tensors.get(name)
+        if tensor is None:
+            node = self.producer.get(name)
+            if node is None or depth > 64:
+                return None
+            if node.op_type == "Constant" and node.domain in _DEFAULT_DOMAINS:
+                tensor = self._constant_node(node)
+            elif (node.op_type == "Identity" and node.domain in _DEFAULT_DOMAINS
+                  and len(node.input) == 1):
+                value = self.constant(node.input[0], depth + 1)
+                if value is not None:
+                    self._arrays[name] = value
+                return value
+            else:
+                return None
+        value = self._arrays[name] = _to_array(self.onnx, tensor, name)
+        return value
+
+    def _constant_node(self, node):
+        for attr in node.attribute:
+            if attr.name == "value" and attr.type == attr.TENSOR:
+                return attr.t
+        raise ValueError(f"model: Constant node {node.name!r} holds no dense tensor")
+
+    def data_inputs(self, node):
+        return [(i, name) for i, name in enumerate(node.input)
+                if name and self.constant(name) is None]
+
+    def attrs(self, node):
+        return {a.name: self.onnx.helper.get_attribute_value(a)
+                for a in node.attribute}
+
+
+_ITEMSIZE = {1: 4, 11: 8, 7: 8, 6: 4}  # FLOAT, DOUBLE, INT64, INT32
+_FIELDS = {1: "float_data", 11: "double_data", 7: "int64_data", 6: "int32_data"}
+
+
+def _to_array(onnx, tensor, name):
+    """The tensor as an array, after checking that it holds what it declares."""
+    if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
+        raise ValueError(f"model: tensor {name!r} refers to external data; only "
+                         "self-contained files are read")
+    if tensor.HasField("segment"):
+        raise ValueError(f"model: tensor {name!r} is segmented")
+    if tensor.data_type not in _ITEMSIZE:
+        raise ValueError(f"model: tensor {name!r} has unsupported data type "
+                         f"{onnx.TensorProto.DataType.Name(tensor.data_type)}")
+    dims = list(tensor.dims)
+    if any(d < 0 for d in dims):
+        raise ValueError(f"model: tensor {name!r} has a negative dimension {dims}")
+    count = math.prod(dims)
+    if count > MAX_ELEMENTS:
+        raise ValueError(f"model: tensor {name!r} declares {count} elements, more "
+                         f"than {MAX_ELEMENTS}")
+    if tensor.raw_data:
+        held = len(tensor.raw_data) / _ITEMSIZE[tensor.data_type]
+    else:
+        held = len(getattr(tensor, _FIELDS[tensor.data_type]))
+    if held != count:
+        raise ValueError(f"model: tensor {name!r} declares shape {dims} "
+                         f"({count} elements) but holds {held:g}")
+    return onnx.numpy_helper.to_array(tensor)
+
+
+def _float_attr(value):
+    """A float32 attribute or constant as the decimal it was written from
+    (0.01, not 0.009999999776)."""
+    return float(str(np.float32(value)))
+
+
+class _Reader:
+    """Turns the chain's ops into layer descriptions, in order."""
+
+    def __init__(self, graph, width, dtype):
+        self.g = graph
+        self.width = width  # None until the first layer fixes it
+        self.dtype = dtype
+        self.specs = []  # [type, config, weights]
+        self.scale = None  # a scalar Mul/Div waiting for its Softmax
+        self.pieces = None  # a Reshape waiting for its ReduceMax
+
+    # -- helpers -----------------------------------------------------------
+    def fail(self, node, why):
+        raise ValueError(f"model: node {node.name or node.op_type!r} "
+                         f"({node.op_type}): {why}")
+
+    def const(self, node, index, what):
+        if index >= len(node.input) or not node.input[index]:
+            return None
+        value = self.g.constant(node.input[index])
+        if value is None:
+            self.fail(node, f"its {what} must be a constant")
+        return value
+
+    def vector(self, node, value, what):
+        """A per-feature constant as shape (width,)."""
+        value = np.asarray(value)
+        if value.shape not in ((self.width,), (1, self.width)):
+            self.fail(node, f"{what} has shape {value.shape}, expected "
+                      f"({self.width},)")
+        return value.reshape(self.width)
+
+    def open_dense(self):
+        """The last Dense if it has no activation yet, else None."""
+        if self.specs and self.specs[-1][0] == "Dense" and \
+                self.specs[-1][1]["activation"] == "identity":
+            return self.specs[-1]
+        return None
+
+    def add_dense(self, node, W):
+        if W.ndim != 2:
+            self.fail(node, f"weight has shape {W.shape}, expected 2-D")
+        if self.width is not None and W.shape[1] != self.width:
+            self.fail(node, f"weight takes {W.shape[1]} inputs, the graph has "
+                      f"{self.width}")
+        if self.width is None:
+            self.width = W.shape[1]
+        self.width = W.shape[0]
+        b = np.zeros(W.shape[0])
+        self.specs.append(["Dense", {"units": W.shape[0], "activation": "identity"},
+                           [W, b]])
+
+    def activation(self, name, alpha=None):
+        dense = self.open_dense()
+        if dense is not None:
+            dense[1]["activation"] = name
+            if alpha is not None:
+                dense[1]["alpha"] = alpha
+        else:
+            config = {"name": name}
+            if alpha is not None:
+                config["alpha"] = alpha
+            self.specs.append(["Activation", config, []])
+
+    def check_no_pending(self, node):
+        if self.scale is not None and node.op_type != "Softmax":
+            self.fail(node, "a scalar Mul or Div is read only before Softmax")
+        if self.pieces is not None and node.op_type != "ReduceMax":
+            self.fail(node, "a Reshape is read only before ReduceMax (Maxout)")
+
+    # -- ops ----------------------------------------------------------------
+    def Gemm(self, node, a):
+        if a.get("transA", 0):
+            self.fail(node, "transA=1 is not supported")
+        B = self.const(node, 1, "B")
+        W = B if a.get("transB", 0) else np.asarray(B).T
+        self.add_dense(node, np.asarray(W) * a.get("alpha", 1.0))
+        C = self.const(node, 2, "C")
+        if C is not None:
+            self._bias(node, np.asarray(C) * a.get("beta", 1.0))
+
+    def MatMul(self, node, a):
+        self.add_dense(node, np.asarray(self.const(node, 1, "B")).T)
+
+    def _bias(self, node, c):
+        if c.size == 1:
+            c = np.full(self.width, c.reshape(()))
+        self.specs[-1][2][1] = self.specs[-1][2][1] + self.vector(node, c, "bias")
+
+    def Add(self, node, a):
+        if self.open_dense() is None:
+            self.fail(node, "an Add is read only as the bias after Gemm or MatMul")
+        bias = next(self.g.constant(n) for n in node.input
+                    if self.g.constant(n) is not None)
+        self._bias(node, np.asarray(bias))
+
+    def Relu(self, node, a):
+        self.activation("relu")
+
+    def Sigmoid(self, node, a):
+        self.activation("sigmoid")
+
+    def Tanh(self, node, a):
+        self.activation("tanh")
+
+    def Silu(self, node, a):
+        self.activation("silu")
+
+    def Softplus(self, node, a):
+        self.activation("softplus")
+
+    def LeakyRelu(self, node, a):
+        self.activation("leaky_relu", _float_attr(a.get("alpha", 0.01)))
+
+    def Elu(self, node, a):
+        self.activation("elu", _float_attr(a.get("alpha", 1.0)))
+
+    def Selu(self, node, a):
+        from fastnn.reference.activations import SELU_ALPHA, SELU_SCALE
+
+        if not (math.isclose(a.get("alpha", SELU_ALPHA), SELU_ALPHA, rel_tol=1e-6)
+                and math.isclose(a.get("gamma", SELU_SCALE), SELU_SCALE,
+                                 rel_tol=1e-6)):
+            self.fail(node, "only the standard alpha and gamma are supported")
+        self.activation("selu")
+
+    def Gelu(self, node, a):
+        approximate = a.get("approximate", b"none")
+        approximate = approximate.decode() if isinstance(approximate, bytes) \
+            else approximate
+        names = {"none": "gelu", "tanh": "gelu_tanh"}
+        if approximate not in names:
+            self.fail(node, f"approximate={approximate!r} is not supported")
+        self.activation(names[approximate])
+
+    def _scalar(self, node):
+        """The constant operand of x * c or x / c, a scalar."""
+        values = [self.g.constant(n) for n in node.input]
+        value = values[0] if node.op_type == "Mul" and values[1] is None \
+            else values[1]
+        if len(values) != 2 or value is None or np.asarray(value).size != 1:
+            self.fail(node, "only x times or over a scalar constant is supported")
+        value = np.asarray(value).reshape(())
+        return _float_attr(value) if value.dtype == np.float32 else float(value)
+
+    def Mul(self, node, a):
+        self.scale = self._scalar(node)
+
+    def Div(self, node, a):
+        value = self._scalar(node)
+        if value == 0:
+            self.fail(node, "division by zero")
+        self.scale = 1.0 / value
+
+    def Softmax(self, node, a):
+        if a.get("axis", -1) not in (1, -1):
+            self.fail(node, f"axis={a['axis']} is not the feature axis")
+        scale, self.scale = self.scale, None
+        temperature = 1.0 if scale is None else 1.0 / scale
+        if not (temperature > 0 and math.isfinite(temperature)):
+            self.fail(node, f"temperature {temperature} must be positive")
+        self.specs.append(["Activation", {"name": "softmax",
+                                          "temperature": temperature}, []])
+
+    def PRelu(self, node, a):
+        slope = np.asarray(self.const(node, 1, "slope"))
+        if slope.size == 1 and self.width != 1:
+            self.specs.append(["PReLU", {"num_parameters": 1}, [slope.reshape(1)]])
+        else:
+            self.specs.append(["PReLU", {"num_parameters": "all"},
+                               [self.vector(node, slope, "slope")]])
+
+    def BatchNormalization(self, node, a):
+        if a.get("training_mode", 0) or len([o for o in node.output if o]) > 1:
+            self.fail(node, "training mode is not supported")
+        arrays = [self.vector(node, self.const(node, i, what), what)
+                  for i, what in enumerate(("", "scale", "bias", "mean", "var"))
+                  if i]
+        self.specs.append(["BatchNorm", {"eps": _float_attr(a.get("epsilon", 1e-5))},
+                           arrays])
+
+    def Reshape(self, node, a):
+        shape = [int(v) for v in np.asarray(self.const(node, 1, "shape")).ravel()]
+        if len(shape) == 2 and shape[0] in (0, -1) and shape[1] in (-1, self.width):
+            return  # (N, width) of a 2-D (N, width): nothing
+        dense = self.open_dense()
+        if dense is None or len(shape) != 3 or shape[0] not in (0, -1) or \
+                min(shape[1:]) < 1 or shape[1] * shape[2] != self.width:
+            self.fail(node, "a Reshape is read only as (N, units, pieces) after "
+                      "Gemm (Maxout)")
+        self.pieces = shape[1], shape[2]
+
+    def ReduceMax(self, node, a):
+        if self.pieces is None:
+            self.fail(node, "a ReduceMax is read only after Reshape (Maxout)")
+        axes = a.get("axes")
+        if axes is None:
+            axes = self.const(node, 1, "axes")
+        axes = [int(v) for v in np.asarray(axes).ravel()] if axes is not None else []
+        if axes not in ([2], [-1]) or a.get("keepdims", 1) != 0:
+            self.fail(node, "only the max over the pieces (axes=[2], keepdims=0)")
+        (units, pieces), self.pieces = self.pieces, None
+        self.specs[-1][:2] = ["Maxout", {"units": units, "pieces": pieces}]
+        self.width = units
+
+    def Cast(self, node, a):
+        onnx = self.g.onnx
+        if onnx.helper.tensor_dtype_to_np_dtype(a.get("to", 0)) != self.dtype:
+            self.fail(node, "only a cast to the input's own type is supported")
+
+    def Identity(self, node, a):
+        pass
+
+    def Flatten(self, node, a):
+        if a.get("axis", 1) != 1:
+            self.fail(node, "only Flatten(axis=1) of the 2-D input is supported")
+
+    def Dropout(self, node, a):
+        mode = self.const(node, 2, "training_mode")
+        if mode is not None and bool(np.asarray(mode).any()):
+            self.fail(node, "training mode is not supported")
+
+
+#: ONNX op -> the :class:`_Reader` method that reads it.
+OP_IMPORTERS = {name: getattr(_Reader, name) for name in (
+    "Gemm", "MatMul", "Add", "Relu", "Sigmoid", "Tanh", "Silu", "Softplus", "LeakyRelu",
+    "Elu", "Selu", "Gelu", "Mul", "Div", "Softmax", "PRelu", "BatchNormalization",
+    "Reshape", "ReduceMax", "Cast", "Identity", "Flatten", "Dropout")}
+
+
+def _input(onnx, graph, g):
+    inputs = [v for v in graph.input if g.constant(v.name) is None]
+    if len(inputs) != 1:
+        raise ValueError(f"model: expected one input, the graph has "
+                         f"{[v.name for v in inputs]}")
+    value = inputs[0]
+    tensor = value.type.tensor_type
+    dtypes = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64}
+    if not value.type.HasField("tensor_type") or tensor.elem_type not in dtypes:
+        raise ValueError(f"model: input {value.name!r} must be a float or double "
+                         "tensor")
+    width = None
+    if tensor.HasField("shape"):
+        dims = tensor.shape.dim
+        if len(dims) != 2:
+            raise ValueError(f"model: input {value.name!r} must be 2-D, got "
+                             f"{len(dims)} dimensions")
+        if dims[1].HasField("dim_value"):
+            width = int(dims[1].dim_value)
+            if width < 1:
+                raise ValueError(f"model: input {value.name!r} has {width} features")
+    return value.name, np.dtype(dtypes[tensor.elem_type]), width
+
+
+def _output(onnx, graph, output):
+    names = [v.name for v in graph.output]
+    if output is not None:
+        if output not in names:
+            raise ValueError(f"output: {output!r} is not an output of the graph; "
+                             f"it has {names}")
+        return output
+    floats = [v.name for v in graph.output
+              if v.type.tensor_type.elem_type in (onnx.TensorProto.FLOAT,
+                                                  onnx.TensorProto.DOUBLE)]
+    if len(floats) != 1:
+        raise ValueError(f"output: the graph has outputs {names}; name the one "
+                         "to read")
+    return floats[0]
+
+
+def _silu(g, node, data):
+    """``x * Sigmoid(x)`` as one ``Silu`` node with the data input x, or None."""
+    if node.op_type != "Mul" or len(data) != 2:
+        return None
+    (_, a), (_, b) = data
+    for x, s in ((a, b), (b, a)):
+        p = g.producer.get(s)
+        if p is not None and p.op_type == "Sigmoid" and \
+                p.domain in _DEFAULT_DOMAINS and list(p.input) == [x]:
+            silu = g.onnx.helper.make_node("Silu", [x, s], list(node.output),
+                                           name=node.name)
+            return silu, [(0, x)]
+    return None
+
+
+def _chain(g, start, stop):
+    """The nodes from ``stop`` (the input) to ``start`` (the output), in order."""
+    chain, seen, name = [], set(), start
+    while name != stop:
+        node = g.producer.get(name)
+        if node is None:
+            raise ValueError(f"model: value {name!r} is computed by no node and "
+                             "is not the input")
+        if id(node) in seen:
+            raise ValueError(f"model: the graph has a cycle through {name!r}")
+        seen.add(id(node))
+        chain.append(node)
+        if node.op_type not in OP_IMPORTERS or node.domain not in _DEFAULT_DOMAINS:
+            op = node.op_type if node.domain in _DEFAULT_DOMAINS \
+                else f"{node.domain}.{node.op_type}"
+            raise ValueError(f"model: unsupported op {op} (node {node.name!r}); "
+                             f"fastnn reads {', '.join(OP_IMPORTERS)}")
+        data = g.data_inputs(node)
+        silu = _silu(g, node, data)
+        if silu is not None:
+            node, data = silu
+            seen.add(id(g.producer[node.input[1]]))
+            chain[-1] = node
+        if len(data) != 1:
+            raise ValueError(f"model: node {node.name or node.op_type!r} "
+                             f"({node.op_type}) has {len(data)} data inputs; only "
+                             "a chain of layers is read")
+        index, name = data[0]
+        if index != 0 and node.op_type not in ("Add", "Mul"):
+            raise ValueError(f"model: node {node.name or node.op_type!r} "
+                             f"({node.op_type}) takes the data as input {index}; "
+                             "only input 0 is read")
+    return chain[::-1]
+
+
+def from_onnx(path, output=None, max_bytes=MAX_BYTES):
+    """Read an MLP from an ONNX file into a new :class:`fastnn.Sequential`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    output : str or None
+        The graph output to read; None takes the only float output.
+    max_bytes : int
+        Refuse files larger than this.
+
+    Returns
+    -------
+    Sequential
+        Built, in the input's dtype, with ``predict`` computing the chosen
+        output.
+
+    Raises
+    ------
+    ValueError
+        If the file is not an ONNX model, holds an op the importer does not
+        read (the message names it), refers to external data, declares more
+        data than it holds, or is not a chain from one input to the output.
+    """
+    import fastnn
+    from fastnn._validation import check_int
+    from fastnn.layers import LAYERS
+
+    onnx = _onnx()
+    max_bytes = check_int("max_bytes", max_bytes, 1)
+    if output is not None and not isinstance(output, str):
+        raise TypeError(f"output: must be a str or None, got {output!r}")
+    path, data = _read_bytes(path, max_bytes)
+    proto = _parse(onnx, path, data)
+    graph = proto.graph
+    g = _Graph(onnx, graph)
+    name, dtype, width = _input(onnx, graph, g)
+    chain = _chain(g, _output(onnx, graph, output), name)
+    reader = _Reader(g, width, dtype)
+    for node in chain:
+        reader.check_no_pending(node)
+        OP_IMPORTERS[node.op_type](reader, node, g.attrs(node))
+    if reader.scale is not None or reader.pieces is not None:
+        raise ValueError("model: the graph ends inside a Softmax or Maxout pattern")
+    if not reader.specs:
+        raise ValueError("model: the graph holds no layer")
+    input_dim = width
+    first = reader.specs[0]
+    if input_dim is None:
+        if first[0] not in ("Dense", "Maxout"):
+            raise ValueError("model: the input width is not declared and no "
+                             "Gemm or MatMul comes first")
+        input_dim = first[2][0].shape[1]
+    layers = [LAYERS[kind](**config) for kind, config, _ in reader.specs]
+    model = fastnn.Sequential(layers, input_dim=input_dim, dtype=dtype.name)
+    model.set_weights([w for _, _, weights in reader.specs for w in weights])
+    return model
