@@ -10,5 +10,6 @@ onnx (the ``onnx`` extra) and torch are imported only when these are called.
 
 from fastnn.interop.onnx_export import OPSET, model_to_onnx, to_onnx
 from fastnn.interop.onnx_import import from_onnx
+from fastnn.interop.torch_import import from_torch
 
-__all__ = ["OPSET", "from_onnx", "model_to_onnx", "to_onnx"]
+__all__ = ["OPSET", "from_onnx", "from_torch", "model_to_onnx", "to_onnx"]
