@@ -280,6 +280,10 @@ def test_unsupported_forms_of_supported_ops():
         ([helper.make_node("BatchNormalization", ["x", "v", "v", "v", "v"], ["y"],
                            training_mode=1)], "training mode"),
         ([helper.make_node("Mul", ["x", "v"], ["y"])], "scalar"),
+        ([helper.make_node("Cast", ["x"], ["y"], to=999)], "own type"),
+        ([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.DOUBLE)], "own type"),
+        ([helper.make_node("Add", ["x"], ["y"])], "takes 2 to 2 inputs, has 1"),
+        ([helper.make_node("Relu", ["x", "v"], ["y"])], "takes 1 to 1 inputs"),
     ]
     for nodes, match in cases:
         inits = [_weight(), numpy_helper.from_array(np.ones(3, np.float32), "v")]
@@ -302,3 +306,113 @@ def test_inputs_and_outputs_are_checked():
         from_onnx(_write(_graph([helper.make_node("Identity", ["x"], ["y"])])))
     with pytest.raises(FileNotFoundError):
         from_onnx(_TMP["dir"] / "missing.onnx")
+
+
+def _fuzz_seed_file():
+    model = Sequential([Dense(4, "relu"), BatchNorm(), PReLU(), Maxout(3, pieces=2),
+                        Dense(3, "gelu"), Activation("softmax", temperature=2.0)],
+                       input_dim=3, seed=0)
+    return onnx_bytes(model)
+
+
+def onnx_bytes(model):
+    from fastnn.interop import model_to_onnx
+
+    return model_to_onnx(model).SerializeToString()
+
+
+@pytest.mark.slow
+def test_damaged_files_give_a_model_or_a_clear_error(tmp_path):
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import strategies as st
+
+    data = _fuzz_seed_file()
+    path = tmp_path / "f.onnx"
+
+    @hypothesis.settings(max_examples=300, deadline=None, database=None,
+                         suppress_health_check=list(hypothesis.HealthCheck))
+    @hypothesis.given(st.lists(st.tuples(st.integers(0, len(data) - 1),
+                                         st.integers(0, 255)), min_size=1,
+                               max_size=8),
+                      st.integers(0, len(data)))
+    def check(edits, cut):
+        damaged = bytearray(data[:max(cut, 1)])
+        for pos, value in edits:
+            if pos < len(damaged):
+                damaged[pos] = value
+        path.write_bytes(bytes(damaged))
+        try:
+            model = from_onnx(path)
+        except (ValueError, TypeError):
+            return
+        out = model.predict(np.ones((2, model.input_dim), model.dtype))
+        assert out.shape == (2, model.output_dim)
+
+    check()
+
+
+@pytest.mark.slow
+def test_damaged_graphs_give_a_model_or_a_clear_error(tmp_path):
+    """Structural damage: attribute values, tensor dims, op types and inputs."""
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import strategies as st
+
+    base = onnx.ModelProto.FromString(_fuzz_seed_file())
+    ops = ["Gemm", "MatMul", "Add", "Relu", "Softmax", "PRelu", "Reshape",
+           "ReduceMax", "BatchNormalization", "Cast", "Mul", "Div", "Identity",
+           "Gelu", "Selu", "Flatten", "Dropout", "Sin"]
+    path = tmp_path / "g.onnx"
+    numbers = st.one_of(st.integers(-3, 3), st.integers(-2**62, 2**62),
+                        st.floats(allow_nan=True, allow_infinity=True))
+
+    @hypothesis.settings(max_examples=400, deadline=None, database=None,
+                         suppress_health_check=list(hypothesis.HealthCheck))
+    @hypothesis.given(st.data())
+    def check(data):
+        proto = onnx.ModelProto()
+        proto.CopyFrom(base)
+        graph = proto.graph
+        for _ in range(data.draw(st.integers(1, 4))):
+            kind = data.draw(st.sampled_from(["op", "attr", "dims", "input",
+                                              "value"]))
+            node = graph.node[data.draw(st.integers(0, len(graph.node) - 1))]
+            if kind == "op":
+                node.op_type = data.draw(st.sampled_from(ops))
+            elif kind == "attr" and len(node.attribute):
+                attr = node.attribute[data.draw(
+                    st.integers(0, len(node.attribute) - 1))]
+                value = data.draw(numbers)
+                if attr.type == attr.INT and isinstance(value, int):
+                    attr.i = value
+                elif attr.type == attr.FLOAT and isinstance(value, float):
+                    attr.f = value
+            elif kind == "dims":
+                tensor = graph.initializer[data.draw(
+                    st.integers(0, len(graph.initializer) - 1))]
+                tensor.dims[:] = data.draw(st.lists(st.integers(-2, 2**40),
+                                                    max_size=3))
+            elif kind == "input" and len(node.input):
+                names = [n.output[0] for n in graph.node] + ["X", "", "nope"]
+                node.input[data.draw(st.integers(0, len(node.input) - 1))] = \
+                    data.draw(st.sampled_from(names))
+            elif kind == "value":
+                tensor = graph.initializer[data.draw(
+                    st.integers(0, len(graph.initializer) - 1))]
+                try:
+                    arr = numpy_helper.to_array(tensor).copy()
+                except ValueError:  # dims damaged by an earlier edit
+                    continue
+                if arr.size and arr.dtype.kind == "f":
+                    arr.flat[0] = data.draw(st.floats(allow_nan=True,
+                                                      allow_infinity=True,
+                                                      width=32))
+                    tensor.CopyFrom(numpy_helper.from_array(arr, tensor.name))
+        path.write_bytes(proto.SerializeToString())
+        try:
+            model = from_onnx(path)
+        except (ValueError, TypeError):
+            return
+        out = model.predict(np.ones((2, model.input_dim), model.dtype))
+        assert out.shape == (2, model.output_dim)
+
+    check()

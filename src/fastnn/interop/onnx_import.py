@@ -312,7 +312,7 @@ class _Reader:
         values = [self.g.constant(n) for n in node.input]
         value = values[0] if node.op_type == "Mul" and values[1] is None \
             else values[1]
-        if len(values) != 2 or value is None or np.asarray(value).size != 1:
+        if value is None or np.asarray(value).size != 1:
             self.fail(node, "only x times or over a scalar constant is supported")
         value = np.asarray(value).reshape(())
         return _float_attr(value) if value.dtype == np.float32 else float(value)
@@ -378,8 +378,11 @@ class _Reader:
         self.width = units
 
     def Cast(self, node, a):
-        onnx = self.g.onnx
-        if onnx.helper.tensor_dtype_to_np_dtype(a.get("to", 0)) != self.dtype:
+        try:
+            to = self.g.onnx.helper.tensor_dtype_to_np_dtype(a.get("to", 0))
+        except (KeyError, TypeError, ValueError):
+            to = None
+        if to != self.dtype:
             self.fail(node, "only a cast to the input's own type is supported")
 
     def Identity(self, node, a):
@@ -394,6 +397,12 @@ class _Reader:
         if mode is not None and bool(np.asarray(mode).any()):
             self.fail(node, "training mode is not supported")
 
+
+#: How many inputs each op takes, (fewest, most); 1 for the rest.
+ARITY = {"Gemm": (2, 3), "MatMul": (2, 2), "Add": (2, 2), "Mul": (2, 2),
+         "Div": (2, 2), "PRelu": (2, 2), "BatchNormalization": (5, 5),
+         "Reshape": (2, 2), "ReduceMax": (1, 2), "Dropout": (1, 3),
+         "Silu": (2, 2)}
 
 #: ONNX op -> the :class:`_Reader` method that reads it.
 OP_IMPORTERS = {name: getattr(_Reader, name) for name in (
@@ -532,6 +541,9 @@ def from_onnx(path, output=None, max_bytes=MAX_BYTES):
     chain = _chain(g, _output(onnx, graph, output), name)
     reader = _Reader(g, width, dtype)
     for node in chain:
+        low, high = ARITY.get(node.op_type, (1, 1))
+        if not low <= len(node.input) <= high:
+            reader.fail(node, f"takes {low} to {high} inputs, has {len(node.input)}")
         reader.check_no_pending(node)
         OP_IMPORTERS[node.op_type](reader, node, g.attrs(node))
     if reader.scale is not None or reader.pieces is not None:
