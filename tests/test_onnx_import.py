@@ -138,9 +138,12 @@ def test_sklearn_mlp_exported_by_skl2onnx(rng):
                             max_iter=30, random_state=0).fit(X, y)
         reg = MLPRegressor(hidden_layer_sizes=(6,), activation="logistic",
                            max_iter=30, random_state=0).fit(X, X[:, 0])
+        binary = MLPClassifier(hidden_layer_sizes=(5,), max_iter=30,
+                               random_state=0).fit(X, y > 0)
     for estimator, expected in ((clf, clf.predict_proba(X)),
+                                (binary, binary.predict_proba(X)),
                                 (reg, reg.predict(X)[:, None])):
-        options = {id(clf): {"zipmap": False}} if estimator is clf else None
+        options = None if estimator is reg else {id(estimator): {"zipmap": False}}
         proto = skl2onnx.to_onnx(estimator, X[:1], options=options)
         path = _write(proto, "sk.onnx")
         model = from_onnx(path)
@@ -186,6 +189,22 @@ def test_unknown_op_is_named():
     proto = _graph([helper.make_node("Gemm", ["x", "W"], ["h"], transB=1),
                     helper.make_node("Sin", ["h"], ["y"], name="trig")], [_weight()])
     with pytest.raises(ValueError, match=r"unsupported op Sin \(node 'trig'\)"):
+        from_onnx(_write(proto))
+
+
+def test_a_node_named_like_a_pattern_is_not_an_op():
+    for op in ("Silu", "SigmoidPair"):
+        with pytest.raises(ValueError, match=f"unsupported op {op}"):
+            from_onnx(_write(_graph([helper.make_node(op, ["x"], ["y"])])))
+
+
+def test_a_broken_sigmoid_pair_is_refused():
+    inits = [_weight("W", (1, 3)), numpy_helper.from_array(np.float32(2), "two")]
+    proto = _graph([helper.make_node("Gemm", ["x", "W"], ["z"], transB=1),
+                    helper.make_node("Sigmoid", ["z"], ["s"]),
+                    helper.make_node("Sub", ["two", "s"], ["t"]),
+                    helper.make_node("Concat", ["t", "s"], ["y"], axis=1)], inits)
+    with pytest.raises(ValueError, match="unsupported op Concat"):
         from_onnx(_write(proto))
 
 

@@ -16,6 +16,9 @@ Each op on the chain is read by one entry of :data:`OP_IMPORTERS`:
   when that one has none yet, else an ``Activation`` layer;
 - ``Softmax`` over the last axis (a scalar ``Mul``/``Div`` just before it is
   its temperature): ``Activation("softmax")``;
+- ``Concat(1 - Sigmoid(z), Sigmoid(z))`` after a one-unit ``Gemm`` (skl2onnx's
+  binary classifier): a two-unit ``Dense`` with a zero first row, then
+  softmax (``softmax([0, z]) = [1 - sigmoid(z), sigmoid(z)]``);
 - ``PRelu`` (one slope, or one per feature): ``PReLU``;
 - ``BatchNormalization`` (inference): ``BatchNorm``;
 - ``Reshape`` to ``(N, units, pieces)`` then ``ReduceMax`` over the pieces,
@@ -280,6 +283,17 @@ class _Reader:
     def Silu(self, node, a):
         self.activation("silu")
 
+    def SigmoidPair(self, node, a):
+        """[1 - sigmoid(z), sigmoid(z)] = softmax([0, z]): a zero row on top
+        of the one-unit Dense before it, then Softmax."""
+        dense = self.open_dense()
+        if dense is None or self.width != 1:
+            self.fail(node, "reads only the one output of a Gemm or MatMul")
+        W, b = dense[2]
+        dense[2] = [np.vstack([np.zeros_like(W), W]), np.concatenate([[0], b])]
+        dense[1]["units"] = self.width = 2
+        self.specs.append(["Activation", {"name": "softmax"}, []])
+
     def Softplus(self, node, a):
         self.activation("softplus")
 
@@ -401,14 +415,17 @@ class _Reader:
 #: How many inputs each op takes, (fewest, most); 1 for the rest.
 ARITY = {"Gemm": (2, 3), "MatMul": (2, 2), "Add": (2, 2), "Mul": (2, 2),
          "Div": (2, 2), "PRelu": (2, 2), "BatchNormalization": (5, 5),
-         "Reshape": (2, 2), "ReduceMax": (1, 2), "Dropout": (1, 3),
-         "Silu": (2, 2)}
+         "Reshape": (2, 2), "ReduceMax": (1, 2), "Dropout": (1, 3)}
 
 #: ONNX op -> the :class:`_Reader` method that reads it.
 OP_IMPORTERS = {name: getattr(_Reader, name) for name in (
-    "Gemm", "MatMul", "Add", "Relu", "Sigmoid", "Tanh", "Silu", "Softplus", "LeakyRelu",
+    "Gemm", "MatMul", "Add", "Relu", "Sigmoid", "Tanh", "Softplus", "LeakyRelu",
     "Elu", "Selu", "Gelu", "Mul", "Div", "Softmax", "PRelu", "BatchNormalization",
-    "Reshape", "ReduceMax", "Cast", "Identity", "Flatten", "Dropout")}
+    "Reshape", "ReduceMax", "Cast", "Identity", "Flatten", "Dropout",
+    "Silu", "SigmoidPair")}
+#: The ops above that only :data:`PATTERNS` make; a file's own node of that
+#: name is not an ONNX op.
+PATTERN_OPS = ("Silu", "SigmoidPair")
 
 
 def _input(onnx, graph, g):
@@ -451,19 +468,55 @@ def _output(onnx, graph, output):
     return floats[0]
 
 
-def _silu(g, node, data):
-    """``x * Sigmoid(x)`` as one ``Silu`` node with the data input x, or None."""
-    if node.op_type != "Mul" or len(data) != 2:
-        return None
-    (_, a), (_, b) = data
-    for x, s in ((a, b), (b, a)):
-        p = g.producer.get(s)
-        if p is not None and p.op_type == "Sigmoid" and \
-                p.domain in _DEFAULT_DOMAINS and list(p.input) == [x]:
-            silu = g.onnx.helper.make_node("Silu", [x, s], list(node.output),
-                                           name=node.name)
-            return silu, [(0, x)]
+def _producer(g, name, op_type):
+    node = g.producer.get(name)
+    if node is not None and node.op_type == op_type and \
+            node.domain in _DEFAULT_DOMAINS:
+        return node
     return None
+
+
+def _silu(g, node):
+    """``Mul(x, Sigmoid(x))`` as one ``Silu`` node reading x."""
+    if node.op_type != "Mul" or len(node.input) != 2:
+        return None
+    for x, s in (tuple(node.input), tuple(node.input)[::-1]):
+        sigmoid = _producer(g, s, "Sigmoid")
+        if sigmoid is not None and list(sigmoid.input) == [x]:
+            return "Silu", x, [sigmoid]
+    return None
+
+
+def _sigmoid_pair(g, node):
+    """``Concat(1 - Sigmoid(z), Sigmoid(z))`` over the features (skl2onnx's
+    binary classifier) as one ``SigmoidPair`` node reading z."""
+    if node.op_type != "Concat" or len(node.input) != 2 or \
+            g.attrs(node).get("axis") not in (1, -1):
+        return None
+    sub = _producer(g, node.input[0], "Sub")
+    sigmoid = _producer(g, node.input[1], "Sigmoid")
+    if sub is None or sigmoid is None or len(sigmoid.input) != 1 or \
+            list(sub.input)[1:] != [node.input[1]]:
+        return None
+    one = g.constant(sub.input[0])
+    if one is None or np.asarray(one).size != 1 or float(np.asarray(one).ravel()[0]) != 1:
+        return None
+    return "SigmoidPair", sigmoid.input[0], [sub, sigmoid]
+
+
+#: Small subgraphs read as one op: each returns (op, data input, nodes it
+#: covers besides the one it starts from) or None.
+PATTERNS = (_silu, _sigmoid_pair)
+
+
+def _fused(g, node):
+    for pattern in PATTERNS:
+        found = pattern(g, node)
+        if found is not None:
+            op, x, covered = found
+            return g.onnx.helper.make_node(op, [x], list(node.output),
+                                           name=node.name), covered
+    return node, []
 
 
 def _chain(g, start, stop):
@@ -477,18 +530,18 @@ def _chain(g, start, stop):
         if id(node) in seen:
             raise ValueError(f"model: the graph has a cycle through {name!r}")
         seen.add(id(node))
+        original = node
+        node, covered = _fused(g, node)
+        seen.update(id(n) for n in covered)
         chain.append(node)
-        if node.op_type not in OP_IMPORTERS or node.domain not in _DEFAULT_DOMAINS:
+        if node.op_type not in OP_IMPORTERS or node.domain not in _DEFAULT_DOMAINS \
+                or (node is original and node.op_type in PATTERN_OPS):
             op = node.op_type if node.domain in _DEFAULT_DOMAINS \
                 else f"{node.domain}.{node.op_type}"
+            known = [op for op in OP_IMPORTERS if op not in PATTERN_OPS]
             raise ValueError(f"model: unsupported op {op} (node {node.name!r}); "
-                             f"fastnn reads {', '.join(OP_IMPORTERS)}")
+                             f"fastnn reads {', '.join(known)}")
         data = g.data_inputs(node)
-        silu = _silu(g, node, data)
-        if silu is not None:
-            node, data = silu
-            seen.add(id(g.producer[node.input[1]]))
-            chain[-1] = node
         if len(data) != 1:
             raise ValueError(f"model: node {node.name or node.op_type!r} "
                              f"({node.op_type}) has {len(data)} data inputs; only "
