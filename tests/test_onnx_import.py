@@ -31,13 +31,13 @@ def perturbed(model, rng):
 
 # -- from torch.onnx.export ----------------------------------------------------
 
-def torch_export(module, n_in, path):
+def torch_export(module, n_in, path, opset=None):
     torch = pytest.importorskip("torch")
     module.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(module, (torch.zeros(2, n_in),), str(path), dynamo=False,
-                          input_names=["x"], output_names=["y"],
+                          input_names=["x"], output_names=["y"], opset_version=opset,
                           dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
 
 
@@ -52,7 +52,8 @@ def test_torch_sequential_exported_by_torch(rng, tmp_path):
         nn.Linear(9, 8), nn.GELU(), nn.Linear(8, 8), nn.GELU(approximate="tanh"),
         nn.Linear(8, 8), nn.SELU(), nn.Linear(8, 7), nn.Sigmoid(), nn.PReLU(),
         nn.Linear(7, 7), nn.PReLU(7), nn.Linear(7, 6), nn.Softplus(),
-        nn.Linear(6, 6), nn.SiLU(), nn.Dropout(0.3), nn.Flatten(), nn.Linear(6, 4), nn.Softmax(dim=1))
+        nn.Linear(6, 6), nn.SiLU(), nn.Dropout(0.3), nn.Flatten(), nn.Linear(6, 4),
+        nn.Softmax(dim=1))
     with torch.no_grad():
         bn = module[2]
         bn.running_mean.copy_(torch.randn(10) * 0.3)
@@ -69,6 +70,28 @@ def test_torch_sequential_exported_by_torch(rng, tmp_path):
     with torch.no_grad():
         expected = module(torch.from_numpy(X)).numpy()
     assert_close(model.predict(X), expected, np.float32)
+
+
+def test_torch_gelu_below_opset_20(rng, tmp_path):
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    torch.manual_seed(1)
+    module = nn.Sequential(nn.Linear(4, 6), nn.GELU(), nn.Linear(6, 5), nn.GELU(),
+                           nn.Linear(5, 2))
+    torch_export(module, 4, tmp_path / "t.onnx", opset=17)
+    model = from_onnx(tmp_path / "t.onnx")
+    assert [la.describe() for la in model.layers] == [
+        "Dense(6, gelu)", "Dense(5, gelu)", "Dense(2)"]
+    X = rng.standard_normal((100, 4)).astype(np.float32)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(X)).numpy()
+    assert_close(model.predict(X), expected, np.float32)
+    # the tanh form is not read
+    torch_export(nn.Sequential(nn.Linear(4, 3), nn.GELU(approximate="tanh")), 4,
+                 tmp_path / "tanh.onnx", opset=17)
+    with pytest.raises(ValueError, match="model: node"):
+        from_onnx(tmp_path / "tanh.onnx")
 
 
 # -- round trips -------------------------------------------------------------

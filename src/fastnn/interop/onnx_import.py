@@ -12,7 +12,8 @@ Each op on the chain is read by one entry of :data:`OP_IMPORTERS`:
 
 - ``Gemm``, or ``MatMul`` then ``Add``: a ``Dense`` layer;
 - ``Relu``, ``Sigmoid``, ``Tanh``, ``LeakyRelu``, ``Elu``, ``Selu``,
-  ``Softplus``, ``Gelu``, and ``Mul(x, Sigmoid(x))`` (silu): the activation, fused into the ``Dense`` before it
+  ``Softplus``, ``Gelu`` (or torch's erf form of it below opset 20), and
+  ``Mul(x, Sigmoid(x))`` (silu): the activation, fused into the ``Dense`` before it
   when that one has none yet, else an ``Activation`` layer;
 - ``Softmax`` over the last axis (a scalar ``Mul``/``Div`` just before it is
   its temperature): ``Activation("softmax")``;
@@ -499,14 +500,49 @@ def _sigmoid_pair(g, node):
             list(sub.input)[1:] != [node.input[1]]:
         return None
     one = g.constant(sub.input[0])
-    if one is None or np.asarray(one).size != 1 or float(np.asarray(one).ravel()[0]) != 1:
+    one = None if one is None else np.asarray(one).ravel()
+    if one is None or one.size != 1 or float(one[0]) != 1:
         return None
     return "SigmoidPair", sigmoid.input[0], [sub, sigmoid]
 
 
+def _split_const(g, node, op_type):
+    """(data input, constant value) of a two-input ``op_type`` node, or None."""
+    if node is None or node.op_type != op_type or len(node.input) != 2:
+        return None
+    for x, c in (tuple(node.input), tuple(node.input)[::-1]):
+        value = g.constant(c)
+        if value is not None and g.constant(x) is None and np.asarray(value).size == 1:
+            if op_type == "Div" and x != node.input[0]:
+                return None
+            return x, float(np.asarray(value).ravel()[0])
+    return None
+
+
+def _gelu_erf(g, node):
+    """torch's GELU below opset 20, ``Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)),
+    0.5)``, as one ``Gelu`` node reading x."""
+    half = _split_const(g, node, "Mul")
+    if half is None or not math.isclose(half[1], 0.5):
+        return None
+    inner = _producer(g, half[0], "Mul")
+    if inner is None or len(inner.input) != 2:
+        return None
+    for x, a in (tuple(inner.input), tuple(inner.input)[::-1]):
+        add = _producer(g, a, "Add")
+        plus = _split_const(g, add, "Add")
+        erf = plus and plus[1] == 1 and _producer(g, plus[0], "Erf")
+        div = erf and len(erf.input) == 1 and _producer(g, erf.input[0], "Div")
+        over = div and _split_const(g, div, "Div")
+        if over and over[0] == x and math.isclose(over[1], math.sqrt(2),
+                                                  rel_tol=1e-6):
+            return "Gelu", x, [inner, add, erf, div]
+    return None
+
+
 #: Small subgraphs read as one op: each returns (op, data input, nodes it
 #: covers besides the one it starts from) or None.
-PATTERNS = (_silu, _sigmoid_pair)
+PATTERNS = (_silu, _sigmoid_pair, _gelu_erf)
 
 
 def _fused(g, node):
