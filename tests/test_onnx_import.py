@@ -96,16 +96,19 @@ def test_torch_gelu_below_opset_20(rng, tmp_path):
 
 # -- round trips -------------------------------------------------------------
 
+@pytest.mark.parametrize("dtype_name", ["float32", "float64"])
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
-def test_round_trip_every_activation(activation, rng, tmp_path):
+def test_round_trip_every_activation(activation, dtype_name, rng, tmp_path):
     alpha = {"leaky_relu": 0.2, "elu": 0.7}.get(activation)
     model = perturbed(Sequential([Dense(8, activation, alpha=alpha), Dense(5),
                                   Activation(activation, alpha=alpha), Dense(3)],
-                                 input_dim=4, seed=0), rng)
+                                 input_dim=4, dtype=dtype_name, seed=0), rng)
     back = from_onnx(model.to_onnx(tmp_path / "m.onnx"))
     assert back.count_params() == model.count_params()
-    X = rng.standard_normal((50, 4)).astype(np.float32)
-    assert_close(back.predict(X), model.predict(X), np.float32)
+    assert back.layers[0].activation.name == model.layers[0].activation.name
+    assert back.layers[0].alpha == model.layers[0].alpha
+    X = rng.standard_normal((50, 4)).astype(dtype_name)
+    assert_close(back.predict(X), model.predict(X), dtype_name)
 
 
 def test_a_sigmoid_feeding_another_branch_is_not_silu():
@@ -131,20 +134,32 @@ def test_round_trip_layers(dtype_name, rng, tmp_path):
     assert_close(back.predict(X), model.predict(X), dtype_name)
 
 
-def test_round_trip_batchnorm_prelu_and_link(rng, tmp_path):
+@pytest.mark.parametrize("dtype_name", ["float32", "float64"])
+def test_round_trip_batchnorm_prelu_and_link(dtype_name, rng, tmp_path):
     model = Sequential([Dense(6), BatchNorm(eps=1e-3), PReLU(), Dense(5),
-                        PReLU("all"), Dense(3)], input_dim=4, seed=0)
-    X = rng.standard_normal((60, 4)).astype(np.float32)
+                        PReLU("all"), Dense(3)], input_dim=4, dtype=dtype_name,
+                       seed=0)
+    X = rng.standard_normal((60, 4)).astype(dtype_name)
     model.fit(X, rng.integers(0, 3, 60), epochs=2, verbose=0)
     back = from_onnx(model.to_onnx(tmp_path / "m.onnx", link=True))
     assert back.layers[1].eps == 1e-3
-    assert_close(back.predict(X), model.predict_proba(X), np.float32)
+    assert [la.describe() for la in back.layers] == [
+        la.describe() for la in model.layers] + ["Activation(softmax)"]
+    for got, want in zip(back.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    assert_close(back.predict(X), model.predict_proba(X), dtype_name)
 
 
-def test_float64_decompositions_are_refused_by_name(tmp_path):
+def test_a_function_that_is_not_fastnns_is_refused(tmp_path):
     model = Sequential([Dense(3, "elu")], input_dim=2, dtype="float64")
-    with pytest.raises(ValueError, match="unsupported op Where"):
-        from_onnx(model.to_onnx(tmp_path / "m.onnx"))
+    proto = onnx.load(model.to_onnx(tmp_path / "m.onnx"))
+    (function,) = proto.functions
+    function.node[-1].op_type = "Relu"  # same name, another computation
+    with pytest.raises(ValueError, match="fastnn.elu is not the one fastnn writes"):
+        from_onnx(_write(proto))
+    del proto.functions[:]
+    with pytest.raises(ValueError, match="fastnn.elu is not the one fastnn writes"):
+        from_onnx(_write(proto))
 
 
 # -- scikit-learn through skl2onnx ---------------------------------------------

@@ -7,9 +7,10 @@ dynamic batch dimension ``N``, in the model's dtype, at opset :data:`OPSET`.
 Each layer writes its nodes through one exporter in :data:`LAYER_EXPORTERS`,
 each activation through one entry of :data:`ACTIVATION_EXPORTERS`. Where
 onnxruntime has a float32 kernel but no float64 one (Elu, Selu, Softplus, Erf,
-Gelu, LeakyRelu and PRelu at this opset), the float64 graph spells the function out in
-ops it has, to double precision, and folds BatchNorm into a multiply-add (the
-epsilon of BatchNormalization is a float32 attribute):
+Gelu, LeakyRelu and PRelu at this opset), and for BatchNorm in float64 (the
+epsilon of BatchNormalization is a float32 attribute), the float64 graph calls
+a model-local function (:data:`FUNCTIONS`, domain ``fastnn``) that spells the
+computation out in ops onnxruntime has, to double precision:
 
 - ``expm1(z) = 2 t / (1 - t)`` with ``t = tanh(z / 2)``, exact for ``z <= 0``
   (no ``exp(z) - 1`` cancellation);
@@ -42,12 +43,14 @@ def _onnx():
 class GraphBuilder:
     """Collects nodes and constants of one graph, with fresh value names."""
 
-    def __init__(self, onnx, dtype):
+    def __init__(self, onnx, dtype, in_function=False):
         self.onnx = onnx
         self.helper = onnx.helper
         self.dtype = np.dtype(dtype)
+        self.in_function = in_function
         self.nodes = []
         self.initializers = []
+        self.functions = {}
         self._count = 0
 
     def fresh(self, stem):
@@ -58,8 +61,25 @@ class GraphBuilder:
         """A constant initializer (in the model's dtype unless told)."""
         arr = np.asarray(value, dtype=dtype or self.dtype)
         name = self.fresh(stem)
-        self.initializers.append(self.onnx.numpy_helper.from_array(arr, name))
+        tensor = self.onnx.numpy_helper.from_array(arr, name)
+        if self.in_function:  # a function holds no initializers
+            self.nodes.append(self.helper.make_node("Constant", [], [name],
+                                                    name=name, value=tensor))
+        else:
+            self.initializers.append(tensor)
         return name
+
+    def call(self, name, x, *params):
+        """A node calling the model-local function ``fastnn.<name>`` on x and
+        the constant ``params``; the function is added once."""
+        if name not in self.functions:
+            self.functions[name] = build_function(self.onnx, name, self.dtype)
+        out = self.fresh(name)
+        inputs = [x] + [self.const(p, f"{name}_{arg}") for p, arg in
+                        zip(params, FUNCTIONS[name][0])]
+        self.nodes.append(self.helper.make_node(name, inputs, [out], name=out,
+                                                domain=FUNCTION_DOMAIN))
+        return out
 
     def op(self, op_type, *inputs, stem=None, **attrs):
         """Append one node; return its output name."""
@@ -115,22 +135,19 @@ def _identity(g, x, alpha):
 def _leaky_relu(g, x, alpha):
     if g.dtype == np.float32:
         return g.op("LeakyRelu", x, alpha=alpha)
-    return g.where_positive(x, x, g.mul(x, alpha))
+    return g.call("leaky_relu", x, alpha)
 
 
 def _elu(g, x, alpha):
     if g.dtype == np.float32:
         return g.op("Elu", x, alpha=alpha)
-    return g.where_positive(x, x, g.mul(_expm1_nonpositive(g, x), alpha))
+    return g.call("elu", x, alpha)
 
 
 def _selu(g, x, alpha):
-    from fastnn.reference.activations import SELU_SCALE, SELU_SCALE_ALPHA
-
     if g.dtype == np.float32:
         return g.op("Selu", x)
-    return g.where_positive(x, g.mul(x, SELU_SCALE),
-                            g.mul(_expm1_nonpositive(g, x), SELU_SCALE_ALPHA))
+    return g.call("selu", x)
 
 
 def _silu(g, x, alpha):
@@ -140,32 +157,20 @@ def _silu(g, x, alpha):
 def _gelu(g, x, alpha):
     if g.dtype == np.float32:
         return g.op("Gelu", x)
-    erf = _erf(g, g.mul(x, math.sqrt(0.5)))
-    return g.op("Mul", g.mul(x, 0.5), g.add(erf, 1.0))
+    return g.call("gelu", x)
 
 
 def _gelu_tanh(g, x, alpha):
-    from fastnn.reference.activations import GELU_BETA, GELU_KAPPA
-
     if g.dtype == np.float32:
         return g.op("Gelu", x, approximate="tanh")
-    # z sigmoid(2u), u = sqrt(2/pi) (z + 0.044715 z^3)
-    cube = g.op("Mul", g.op("Mul", x, x), x)
-    u = g.mul(g.add(g.mul(cube, GELU_KAPPA), x), 2.0 * GELU_BETA)
-    return g.op("Mul", x, g.op("Sigmoid", u))
+    return g.call("gelu_tanh", x)
 
 
 def _softplus(g, x, alpha):
-    from fastnn.reference.activations import SOFTPLUS_THRESHOLD
-
     if g.dtype == np.float32:
         # ONNX Softplus has no threshold; above 20 it equals z in float32.
         return g.op("Softplus", x)
-    # max(z, 0) + log(1 + exp(-|z|)); z above the threshold
-    smooth = g.op("Add", g.op("Max", x, g.const(0.0)),
-                  g.op("Log", g.add(g.op("Exp", g.op("Neg", g.op("Abs", x))), 1.0)))
-    above = g.op("Greater", x, g.const(SOFTPLUS_THRESHOLD))
-    return g.op("Where", above, x, smooth)
+    return g.call("softplus", x)
 
 
 #: activation name -> emitter(graph, x, alpha) returning the output name.
@@ -182,6 +187,86 @@ ACTIVATION_EXPORTERS = {
     "gelu_tanh": _gelu_tanh,
     "softplus": _softplus,
 }
+
+
+# -- model-local functions (float64 graphs) ------------------------------------
+
+
+def _positive_part_or_slope(g, x, slope):
+    """x if x > 0 else slope * x."""
+    return g.where_positive(x, x, g.op("Mul", x, slope))
+
+
+def _elu_body(g, x, alpha):
+    return g.where_positive(x, x, g.op("Mul", _expm1_nonpositive(g, x), alpha))
+
+
+def _selu_body(g, x):
+    from fastnn.reference.activations import SELU_SCALE, SELU_SCALE_ALPHA
+
+    return g.where_positive(x, g.mul(x, SELU_SCALE),
+                            g.mul(_expm1_nonpositive(g, x), SELU_SCALE_ALPHA))
+
+
+def _gelu_body(g, x):
+    erf = _erf(g, g.mul(x, math.sqrt(0.5)))
+    return g.op("Mul", g.mul(x, 0.5), g.add(erf, 1.0))
+
+
+def _gelu_tanh_body(g, x):
+    from fastnn.reference.activations import GELU_BETA, GELU_KAPPA
+
+    # z sigmoid(2u), u = sqrt(2/pi) (z + 0.044715 z^3)
+    cube = g.op("Mul", g.op("Mul", x, x), x)
+    u = g.mul(g.add(g.mul(cube, GELU_KAPPA), x), 2.0 * GELU_BETA)
+    return g.op("Mul", x, g.op("Sigmoid", u))
+
+
+def _softplus_body(g, x):
+    from fastnn.reference.activations import SOFTPLUS_THRESHOLD
+
+    # max(z, 0) + log(1 + exp(-|z|)); z above the threshold
+    smooth = g.op("Add", g.op("Max", x, g.const(0.0)),
+                  g.op("Log", g.add(g.op("Exp", g.op("Neg", g.op("Abs", x))), 1.0)))
+    above = g.op("Greater", x, g.const(SOFTPLUS_THRESHOLD))
+    return g.op("Where", above, x, smooth)
+
+
+def _batchnorm_body(g, x, gamma, beta, mean, var, eps):
+    # Y = X * scale + shift, scale = gamma / sqrt(var + eps), as the kernel does
+    scale = g.op("Div", gamma, g.op("Sqrt", g.op("Add", var, eps)))
+    shift = g.op("Sub", beta, g.op("Mul", mean, scale))
+    return g.op("Add", g.op("Mul", x, scale), shift)
+
+
+#: Domain of the model-local functions.
+FUNCTION_DOMAIN = "fastnn"
+#: name -> (parameter inputs after X, body(graph, X, *parameters)). A float64
+#: graph calls these where onnxruntime has no float64 kernel; onnxruntime
+#: inlines them, and ``from_onnx`` reads a call as the fastnn layer after
+#: checking that the function is exactly the one fastnn writes.
+FUNCTIONS = {
+    "leaky_relu": (("alpha",), _positive_part_or_slope),
+    "prelu": (("slope",), _positive_part_or_slope),
+    "elu": (("alpha",), _elu_body),
+    "selu": ((), _selu_body),
+    "gelu": ((), _gelu_body),
+    "gelu_tanh": ((), _gelu_tanh_body),
+    "softplus": ((), _softplus_body),
+    "batchnorm": (("weight", "bias", "running_mean", "running_var", "eps"),
+                  _batchnorm_body),
+}
+
+
+def build_function(onnx, name, dtype):
+    """The ``FunctionProto`` of ``fastnn.<name>`` for ``dtype``."""
+    params, body = FUNCTIONS[name]
+    fg = GraphBuilder(onnx, dtype, in_function=True)
+    y = body(fg, "X", *params)
+    fg.nodes.append(onnx.helper.make_node("Identity", [y], ["Y"], name="output"))
+    return onnx.helper.make_function(
+        FUNCTION_DOMAIN, name, ["X", *params], ["Y"], fg.nodes,
+        [onnx.helper.make_opsetid("", OPSET)])
 
 
 def _softmax(g, x, temperature):
@@ -216,25 +301,19 @@ def _export_identity(g, layer, x):
 
 def _export_batchnorm(g, layer, x):
     arrays = layer.get_arrays()
+    stats = [arrays[k] for k in ("weight", "bias", "running_mean", "running_var")]
     if g.dtype != np.float32:
-        # BatchNormalization's epsilon is a float32 attribute; a float64 graph
-        # folds it: Y = X * scale + shift as the kernel computes them.
-        scale = arrays["weight"] / np.sqrt(arrays["running_var"] + layer.eps)
-        shift = arrays["bias"] - arrays["running_mean"] * scale
-        return g.add(g.op("Mul", x, g.const(scale, "bn_scale")),
-                     g.const(shift, "bn_shift"))
-    return g.op("BatchNormalization", x, g.const(arrays["weight"], "bn_scale"),
-                g.const(arrays["bias"], "bn_bias"),
-                g.const(arrays["running_mean"], "bn_mean"),
-                g.const(arrays["running_var"], "bn_var"), epsilon=layer.eps)
+        # BatchNormalization's epsilon is a float32 attribute.
+        return g.call("batchnorm", x, *stats, layer.eps)
+    return g.op("BatchNormalization", x,
+                *[g.const(a, "bn") for a in stats], epsilon=layer.eps)
 
 
 def _export_prelu(g, layer, x):
     # One shared slope as shape (1,), one per feature as (n,): both broadcast.
-    slope = g.const(layer.params["weight"], "slope")
     if g.dtype == np.float32:
-        return g.op("PRelu", x, slope)
-    return g.where_positive(x, x, g.op("Mul", x, slope))
+        return g.op("PRelu", x, g.const(layer.params["weight"], "slope"))
+    return g.call("prelu", x, layer.params["weight"])
 
 
 def _export_maxout(g, layer, x):
@@ -311,8 +390,11 @@ def model_to_onnx(model, link=False):
         [onnx.helper.make_tensor_value_info("Y", elem, ["N", model.output_dim])],
         initializer=g.initializers,
     )
+    opsets = [onnx.helper.make_opsetid("", OPSET)]
+    if g.functions:
+        opsets.append(onnx.helper.make_opsetid(FUNCTION_DOMAIN, 1))
     proto = onnx.helper.make_model(
-        graph, opset_imports=[onnx.helper.make_opsetid("", OPSET)],
+        graph, opset_imports=opsets, functions=list(g.functions.values()),
         producer_name="fastnn", producer_version=fastnn.__version__,
     )
     proto.ir_version = min(proto.ir_version, 10)  # readable by onnxruntime >= 1.20

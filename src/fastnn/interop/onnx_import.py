@@ -24,6 +24,9 @@ Each op on the chain is read by one entry of :data:`OP_IMPORTERS`:
 - ``BatchNormalization`` (inference): ``BatchNorm``;
 - ``Reshape`` to ``(N, units, pieces)`` then ``ReduceMax`` over the pieces,
   after a ``Gemm``: ``Maxout``;
+- a call of one of fastnn's own model-local functions (``fastnn.elu``, ...,
+  written in float64 graphs), when the file's function is exactly the one
+  fastnn writes: that layer or activation;
 - ``Identity``, ``Dropout``, ``Flatten`` of the 2-D input, a ``Reshape`` to
   ``(N, width)`` and a ``Cast`` to the input's own type: nothing.
 
@@ -84,9 +87,10 @@ def _parse(onnx, path, data):
 class _Graph:
     """Lookups over one graph: constants, producers, attributes."""
 
-    def __init__(self, onnx, graph):
+    def __init__(self, onnx, graph, functions=()):
         self.onnx = onnx
         self.graph = graph
+        self.functions = {(f.domain, f.name): f for f in functions}
         self._tensors = {}
         if len(graph.sparse_initializer):
             raise ValueError("model: sparse initializers are not supported")
@@ -352,7 +356,9 @@ class _Reader:
                                           "temperature": temperature}, []])
 
     def PRelu(self, node, a):
-        slope = np.asarray(self.const(node, 1, "slope"))
+        self._prelu(node, np.asarray(self.const(node, 1, "slope")))
+
+    def _prelu(self, node, slope):
         if slope.size == 1 and self.width != 1:
             self.specs.append(["PReLU", {"num_parameters": 1}, [slope.reshape(1)]])
         else:
@@ -366,6 +372,46 @@ class _Reader:
                   for i, what in enumerate(("", "scale", "bias", "mean", "var"))
                   if i]
         self.specs.append(["BatchNorm", {"eps": _float_attr(a.get("epsilon", 1e-5))},
+                           arrays])
+
+    # -- calls of fastnn's model-local functions (float64 graphs) ----------
+    def _function_params(self, node):
+        """The call's constant parameters, once its function is checked to be
+        exactly the one fastnn writes for this dtype."""
+        from fastnn.interop.onnx_export import FUNCTIONS, build_function
+
+        found = self.g.functions.get((node.domain, node.op_type))
+        expected = build_function(self.g.onnx, node.op_type, self.dtype)
+        if found is None or found.SerializeToString(deterministic=True) != \
+                expected.SerializeToString(deterministic=True):
+            self.fail(node, f"the function {node.domain}.{node.op_type} is not "
+                      "the one fastnn writes")
+        names = FUNCTIONS[node.op_type][0]
+        return [np.asarray(self.const(node, i + 1, name))
+                for i, name in enumerate(names)]
+
+    def _scalar_param(self, node, value):
+        if value.size != 1:
+            self.fail(node, f"parameter has shape {value.shape}, expected a scalar")
+        return float(value.reshape(()))
+
+    def fn_alpha_activation(self, node, a):
+        (alpha,) = self._function_params(node)
+        self.activation(node.op_type, self._scalar_param(node, alpha))
+
+    def fn_activation(self, node, a):
+        self._function_params(node)
+        self.activation(node.op_type)
+
+    def fn_prelu(self, node, a):
+        (slope,) = self._function_params(node)
+        self._prelu(node, slope)
+
+    def fn_batchnorm(self, node, a):
+        *arrays, eps = self._function_params(node)
+        arrays = [self.vector(node, v, what) for v, what in
+                  zip(arrays, ("weight", "bias", "running_mean", "running_var"))]
+        self.specs.append(["BatchNorm", {"eps": self._scalar_param(node, eps)},
                            arrays])
 
     def Reshape(self, node, a):
@@ -424,6 +470,18 @@ OP_IMPORTERS = {name: getattr(_Reader, name) for name in (
     "Elu", "Selu", "Gelu", "Mul", "Div", "Softmax", "PRelu", "BatchNormalization",
     "Reshape", "ReduceMax", "Cast", "Identity", "Flatten", "Dropout",
     "Silu", "SigmoidPair")}
+OP_IMPORTERS.update({
+    "fastnn.leaky_relu": _Reader.fn_alpha_activation,
+    "fastnn.elu": _Reader.fn_alpha_activation,
+    "fastnn.selu": _Reader.fn_activation,
+    "fastnn.gelu": _Reader.fn_activation,
+    "fastnn.gelu_tanh": _Reader.fn_activation,
+    "fastnn.softplus": _Reader.fn_activation,
+    "fastnn.prelu": _Reader.fn_prelu,
+    "fastnn.batchnorm": _Reader.fn_batchnorm,
+})
+ARITY.update({"fastnn.leaky_relu": (2, 2), "fastnn.elu": (2, 2),
+              "fastnn.prelu": (2, 2), "fastnn.batchnorm": (6, 6)})
 #: The ops above that only :data:`PATTERNS` make; a file's own node of that
 #: name is not an ONNX op.
 PATTERN_OPS = ("Silu", "SigmoidPair")
@@ -467,6 +525,13 @@ def _output(onnx, graph, output):
         raise ValueError(f"output: the graph has outputs {names}; name the one "
                          "to read")
     return floats[0]
+
+
+def _op_key(node):
+    """``op_type`` for the ONNX domain, ``domain.op_type`` for others."""
+    if node.domain in _DEFAULT_DOMAINS:
+        return node.op_type
+    return f"{node.domain}.{node.op_type}"
 
 
 def _producer(g, name, op_type):
@@ -570,11 +635,9 @@ def _chain(g, start, stop):
         node, covered = _fused(g, node)
         seen.update(id(n) for n in covered)
         chain.append(node)
-        if node.op_type not in OP_IMPORTERS or node.domain not in _DEFAULT_DOMAINS \
-                or (node is original and node.op_type in PATTERN_OPS):
-            op = node.op_type if node.domain in _DEFAULT_DOMAINS \
-                else f"{node.domain}.{node.op_type}"
-            known = [op for op in OP_IMPORTERS if op not in PATTERN_OPS]
+        op = _op_key(node)
+        if op not in OP_IMPORTERS or (node is original and op in PATTERN_OPS):
+            known = [k for k in OP_IMPORTERS if k not in PATTERN_OPS]
             raise ValueError(f"model: unsupported op {op} (node {node.name!r}); "
                              f"fastnn reads {', '.join(known)}")
         data = g.data_inputs(node)
@@ -625,16 +688,16 @@ def from_onnx(path, output=None, max_bytes=MAX_BYTES):
     path, data = _read_bytes(path, max_bytes)
     proto = _parse(onnx, path, data)
     graph = proto.graph
-    g = _Graph(onnx, graph)
+    g = _Graph(onnx, graph, proto.functions)
     name, dtype, width = _input(onnx, graph, g)
     chain = _chain(g, _output(onnx, graph, output), name)
     reader = _Reader(g, width, dtype)
     for node in chain:
-        low, high = ARITY.get(node.op_type, (1, 1))
+        low, high = ARITY.get(_op_key(node), (1, 1))
         if not low <= len(node.input) <= high:
             reader.fail(node, f"takes {low} to {high} inputs, has {len(node.input)}")
         reader.check_no_pending(node)
-        OP_IMPORTERS[node.op_type](reader, node, g.attrs(node))
+        OP_IMPORTERS[_op_key(node)](reader, node, g.attrs(node))
     if reader.scale is not None or reader.pieces is not None:
         raise ValueError("model: the graph ends inside a Softmax or Maxout pattern")
     if not reader.specs:
