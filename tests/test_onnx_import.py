@@ -365,10 +365,10 @@ def test_inputs_and_outputs_are_checked():
         from_onnx(_TMP["dir"] / "missing.onnx")
 
 
-def _fuzz_seed_file():
+def _fuzz_seed_file(dtype="float32"):
     model = Sequential([Dense(4, "relu"), BatchNorm(), PReLU(), Maxout(3, pieces=2),
-                        Dense(3, "gelu"), Activation("softmax", temperature=2.0)],
-                       input_dim=3, seed=0)
+                        Dense(3, "elu"), Activation("softmax", temperature=2.0)],
+                       input_dim=3, seed=0, dtype=dtype)
     return onnx_bytes(model)
 
 
@@ -409,15 +409,18 @@ def test_damaged_files_give_a_model_or_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_damaged_graphs_give_a_model_or_a_clear_error(tmp_path):
-    """Structural damage: attribute values, tensor dims, op types and inputs."""
+@pytest.mark.parametrize("dtype_name", ["float32", "float64"])
+def test_damaged_graphs_give_a_model_or_a_clear_error(dtype_name, tmp_path):
+    """Structural damage: attribute values, tensor dims, op types and inputs
+    (float64: calls of fastnn's functions too)."""
     hypothesis = pytest.importorskip("hypothesis")
     from hypothesis import strategies as st
 
-    base = onnx.ModelProto.FromString(_fuzz_seed_file())
+    base = onnx.ModelProto.FromString(_fuzz_seed_file(dtype_name))
     ops = ["Gemm", "MatMul", "Add", "Relu", "Softmax", "PRelu", "Reshape",
            "ReduceMax", "BatchNormalization", "Cast", "Mul", "Div", "Identity",
-           "Gelu", "Selu", "Flatten", "Dropout", "Sin"]
+           "Gelu", "Selu", "Flatten", "Dropout", "Sin", "elu", "prelu",
+           "batchnorm"]
     path = tmp_path / "g.onnx"
     numbers = st.one_of(st.integers(-3, 3), st.integers(-2**62, 2**62),
                         st.floats(allow_nan=True, allow_infinity=True))
@@ -431,10 +434,11 @@ def test_damaged_graphs_give_a_model_or_a_clear_error(tmp_path):
         graph = proto.graph
         for _ in range(data.draw(st.integers(1, 4))):
             kind = data.draw(st.sampled_from(["op", "attr", "dims", "input",
-                                              "value"]))
+                                              "value", "function"]))
             node = graph.node[data.draw(st.integers(0, len(graph.node) - 1))]
             if kind == "op":
                 node.op_type = data.draw(st.sampled_from(ops))
+                node.domain = data.draw(st.sampled_from(["", "fastnn"]))
             elif kind == "attr" and len(node.attribute):
                 attr = node.attribute[data.draw(
                     st.integers(0, len(node.attribute) - 1))]
@@ -443,6 +447,12 @@ def test_damaged_graphs_give_a_model_or_a_clear_error(tmp_path):
                     attr.i = value
                 elif attr.type == attr.FLOAT and isinstance(value, float):
                     attr.f = value
+            elif kind == "function" and len(proto.functions):
+                function = proto.functions[data.draw(
+                    st.integers(0, len(proto.functions) - 1))]
+                inner = function.node[data.draw(
+                    st.integers(0, len(function.node) - 1))]
+                inner.op_type = data.draw(st.sampled_from(ops))
             elif kind == "dims":
                 tensor = graph.initializer[data.draw(
                     st.integers(0, len(graph.initializer) - 1))]

@@ -225,8 +225,6 @@ class _Reader:
         if self.width is not None and W.shape[1] != self.width:
             self.fail(node, f"weight takes {W.shape[1]} inputs, the graph has "
                       f"{self.width}")
-        if self.width is None:
-            self.width = W.shape[1]
         self.width = W.shape[0]
         b = np.zeros(W.shape[0])
         self.specs.append(["Dense", {"units": W.shape[0], "activation": "identity"},
