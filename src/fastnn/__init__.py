@@ -23,8 +23,21 @@ from fastnn.schedules import (  # noqa: E402
     CosineAnnealing, ExponentialDecay, ReduceOnPlateau, StepDecay, Warmup,
 )
 
+#: Loaded on first use, so that ``import fastnn`` imports neither onnx nor torch.
+_INTEROP = ("from_onnx", "from_torch")
+
+
+def __getattr__(name):
+    if name in _INTEROP:
+        import fastnn.interop
+
+        return getattr(fastnn.interop, name)
+    raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
+
+
 __all__ = [
-    "__version__", "get_ops", "load", "Sequential", "TrainingDivergedError",
+    "__version__", "get_ops", "load", "from_onnx", "from_torch", "Sequential",
+    "TrainingDivergedError",
     "Dense", "Activation", "Dropout", "GaussianNoise", "BatchNorm", "PReLU", "Maxout",
     "SGD", "AdaGrad", "RMSProp", "AdaDelta", "Adam", "AdamW", "NAdam",
     "StepDecay", "ExponentialDecay", "CosineAnnealing", "Warmup", "ReduceOnPlateau",

@@ -103,6 +103,13 @@ def _build_parser():
     d.add_argument("--plot", default=None, metavar="PATH")
     d.add_argument("--seed", type=int, default=0)
 
+    e = sub.add_parser("export-onnx", help="write a saved model as ONNX "
+                       "(needs the onnx extra)")
+    e.add_argument("model")
+    e.add_argument("out", help="the .onnx file to write")
+    e.add_argument("--link", action="store_true",
+                   help="output probabilities (the training loss's link)")
+
     sub.add_parser("info", help="version, BLAS, kernels, dtypes")
 
     b = sub.add_parser("bench", help="training-speed benchmark vs the GEMM roofline")
@@ -437,6 +444,15 @@ def cmd_diagnose(args):
     return 0
 
 
+def cmd_export_onnx(args):
+    import fastnn
+
+    model = fastnn.load(args.model)
+    model.to_onnx(args.out, link=args.link)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
 def cmd_info(args):
     import fastnn
     from fastnn._kernels import KERNEL_MODULES
@@ -474,7 +490,7 @@ def cmd_bench(args):
 
 
 COMMANDS = {"train": cmd_train, "predict": cmd_predict, "diagnose": cmd_diagnose,
-            "info": cmd_info, "bench": cmd_bench}
+            "info": cmd_info, "bench": cmd_bench, "export-onnx": cmd_export_onnx}
 
 
 def main(argv=None):

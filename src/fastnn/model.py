@@ -654,6 +654,14 @@ class Sequential:
 
         save(self, path)
 
+    def to_onnx(self, path, link=False):
+        """Write the inference graph to ``path`` as ONNX (needs the ``onnx``
+        extra); ``link=True`` makes it compute ``predict_proba``. See
+        :func:`fastnn.interop.to_onnx`."""
+        from fastnn.interop import to_onnx
+
+        return to_onnx(self, path, link)
+
     def get_config(self):
         return {
             "input_dim": self.input_dim,
