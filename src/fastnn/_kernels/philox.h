@@ -45,6 +45,8 @@
 #define FNN_PHILOX_M1 0xCA5A826395121157ULL
 #define FNN_PHILOX_W0 0x9E3779B97F4A7C15ULL /* golden ratio */
 #define FNN_PHILOX_W1 0xBB67AE8584CAA73BULL /* sqrt(3) - 1 */
+#define FNN_PHILOX_2M53 (1.0 / 9007199254740992.0) /* 2^-53, exact */
+#define FNN_PHILOX_2M24F (1.0f / 16777216.0f)     /* 2^-24, exact */
 
 /* The 128-bit product a b = hi 2^64 + lo, from four 32 x 32 -> 64-bit
  * products: the portable fallback, always compiled so that it can be tested. */
@@ -124,12 +126,12 @@ FNN_PHILOX_INLINE void fnn_stream_words(const fnn_stream *s, uint64_t first,
 
 /* A double in [0, 1) from the top 53 bits of a word: (w >> 11) 2^-53. */
 FNN_PHILOX_INLINE double fnn_uniform53(uint64_t w) {
-    return (double) (int64_t) (w >> 11) * 0x1.0p-53;
+    return (double) (int64_t) (w >> 11) * FNN_PHILOX_2M53;
 }
 
 /* A float in [0, 1) from the top 24 bits of a word: (w >> 40) 2^-24. */
 FNN_PHILOX_INLINE float fnn_uniform24(uint64_t w) {
-    return (float) (int32_t) (w >> 40) * 0x1.0p-24f;
+    return (float) (int32_t) (w >> 40) * FNN_PHILOX_2M24F;
 }
 
 FNN_PHILOX_INLINE uint64_t fnn_double_bits(double x) {
@@ -216,10 +218,10 @@ FNN_PHILOX_INLINE double fnn_cos_kernel(double x) {
 FNN_PHILOX_INLINE void fnn_normal_pair(uint64_t w0, uint64_t w1, double *z0,
                                        double *z1) {
     const double half_pi = 1.57079632679489661923;
-    double u = (double) (int64_t) ((w0 >> 11) + 1) * 0x1.0p-53;
+    double u = (double) (int64_t) ((w0 >> 11) + 1) * FNN_PHILOX_2M53;
     double r = sqrt(-2.0 * fnn_log_normal(u));
     uint64_t q = w1 >> 62;
-    double t = (double) (int64_t) ((w1 >> 9) & 0x1FFFFFFFFFFFFFULL) * 0x1.0p-53;
+    double t = (double) (int64_t) ((w1 >> 9) & 0x1FFFFFFFFFFFFFULL) * FNN_PHILOX_2M53;
     int upper = t >= 0.5;
     double x = half_pi * (upper ? 1.0 - t : t);
     double sx = fnn_sin_kernel(x), cx = fnn_cos_kernel(x);
