@@ -24,4 +24,5 @@ KERNEL_MODULES = (
     "batchnorm",
     "gather",
     "mlp",
+    "random",
 )
