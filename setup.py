@@ -13,6 +13,7 @@ from glob import glob
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("FASTNN_CYTHON_DEBUG", "0") not in ("", "0")
 
@@ -66,12 +67,28 @@ extensions = [
     if not only or os.path.basename(path)[:-4] in only | {"_blas"}
 ]
 
+# Build jobs: FASTNN_BUILD_JOBS, else one per core. Cythonizing in a process
+# pool re-imports this file on Windows, so there it stays serial.
+JOBS = int(os.environ.get("FASTNN_BUILD_JOBS", "0")) or os.cpu_count() or 1
+
+
+class ParallelBuildExt(build_ext):
+    """Compile the kernel modules in parallel, ``JOBS`` at a time, unless
+    ``build_ext -j N`` says otherwise."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if not self.parallel:
+            self.parallel = JOBS
+
+
 setup(
+    cmdclass={"build_ext": ParallelBuildExt},
     ext_modules=cythonize(
         extensions,
         compiler_directives=directives,
         # Separate C files per mode, so switching FASTNN_CYTHON_DEBUG rebuilds.
         build_dir=os.path.join("build", "cython-debug" if DEBUG else "cython"),
-        nthreads=int(os.environ.get("FASTNN_BUILD_JOBS", "0")),
+        nthreads=0 if sys.platform == "win32" or JOBS == 1 else JOBS,
     ),
 )
