@@ -101,7 +101,12 @@ class Sequential:
         return self.input_dim is not None
 
     def build(self, input_dim):
-        """Create and initialize every parameter for ``input_dim`` input features."""
+        """Create and initialize every parameter for ``input_dim`` input features.
+
+        Raises ValueError, leaving the model unbuilt, when a hyperparameter
+        makes an initial parameter non-finite in the model's dtype (say
+        ``Dense(gain=1e40)`` or ``PReLU(init=1e39)`` in float32).
+        """
         input_dim = check_int("input_dim", input_dim, 1)
         if self.built:
             if input_dim != self.input_dim:
@@ -159,6 +164,12 @@ class Sequential:
         for layer in self.layers:
             layer.init_params(rng)
             layer.init_state()
+        for i, layer in enumerate(self.layers):
+            if not all(np.isfinite(v).all() for v in layer.get_arrays().values()):
+                raise ValueError(
+                    f"layers[{i}] ({layer!r}): its initial parameters are not "
+                    f"finite in {np.dtype(self.dtype).name}; a hyperparameter "
+                    "(gain, init, value) is too large for this dtype")
         self.output_dim = width
 
     def _unbuild(self):
