@@ -137,3 +137,23 @@ def test_layer_stats_refused_leaves_an_unbuilt_model_unbuilt():
     model.build(7)  # still free to take any width
     rows = diagnostics.layer_stats(model, np.ones((3, 7)), [0, 1, 2])
     assert len(rows) == 2
+
+
+def test_stratifying_needs_1d_labels():
+    # One-hot y was flattened: StratifiedKFold returned indices past the
+    # samples, train_val_test_split and cross_validate raised IndexError.
+    from fastnn.model_selection import (
+        StratifiedKFold, cross_validate, train_val_test_split,
+    )
+
+    X = np.zeros((12, 5))
+    y = np.eye(3)[np.arange(12) % 3]
+    with pytest.raises(ValueError, match="1-D class labels"):
+        list(StratifiedKFold(2).split(X, y))
+    with pytest.raises(ValueError, match="1-D class labels"):
+        train_val_test_split(X, y, stratify=True)
+    with pytest.raises(ValueError, match="1-D class labels"):
+        cross_validate(lambda: fastnn.Sequential([Dense(3)]), X, y, k=2)
+    with pytest.raises(ValueError, match="y: has 11 entries"):
+        cross_validate(lambda: fastnn.Sequential([Dense(3)]), X,
+                       np.arange(11) % 3, k=2)

@@ -31,7 +31,11 @@ def _n_samples(X, name="X"):
 def _class_members(y, rng):
     """Per class, its sample indices: in random order, or in index order when
     ``rng`` is None."""
-    classes, inverse = np.unique(np.asarray(y), return_inverse=True)
+    y = np.asarray(y)
+    if y.ndim != 1:  # np.unique would flatten it: indices past the samples
+        raise ValueError(f"y: stratifying needs 1-D class labels, got shape "
+                         f"{y.shape}")
+    classes, inverse = np.unique(y, return_inverse=True)
     members = []
     for c in range(len(classes)):
         idx = np.flatnonzero(inverse == c)
@@ -196,6 +200,8 @@ def cross_validate(build_model, X, y, k=5, fit_kwargs=None, n_jobs=1,
     fit_kwargs.setdefault("seed", seed)
     X = np.asarray(X)
     y = np.asarray(y)
+    if _n_samples(y, "y") != _n_samples(X):
+        raise ValueError(f"y: has {len(y)} entries but X has {len(X)} samples")
     splitter = (StratifiedKFold if stratified else KFold)(k, True, seed)
     folds = list(splitter.split(X, y))
 
