@@ -429,8 +429,8 @@ def test_inference(X, y, batch_size, loss, metrics_, trained):
         ok, out = attempt(method.__name__, method, X, batch_size=batch_size)
         if ok:
             assert len(out) == len(X)
-    ok, result = attempt("evaluate", model.evaluate, X, y, loss=loss,
-                         metrics=metrics_, batch_size=batch_size)
+    attempt("evaluate", model.evaluate, X, y, loss=loss, metrics=metrics_,
+            batch_size=batch_size)
     for a, b in zip(model.get_weights(), before):
         np.testing.assert_array_equal(a, b)
     unbuilt = _model(built=False)
@@ -508,7 +508,7 @@ def test_model_selection(X, y, val_size, test_size, stratify, seed, k, n_jobs,
         ok, s = attempt(splitter.__name__, splitter, k, True, seed)
         if ok:
             attempt(f"{splitter.__name__}.split",
-                    lambda: [len(t) for t, _ in s.split(X, y)])
+                    lambda s=s: [len(t) for t, _ in s.split(X, y)])
     attempt("cross_validate", model_selection.cross_validate,
             lambda: fastnn.Sequential([fastnn.Dense(3)], seed=0), X, y, k=k,
             fit_kwargs=fit_kwargs, n_jobs=n_jobs, seed=seed, metric=metric,
