@@ -294,3 +294,42 @@ def test_predict_racing_refused_fits_raises_only_not_built():
         stop.set()
         thread.join()
     assert not errors, errors[:3]
+
+
+@pytest.mark.parametrize("make, change", [
+    ("fastnn.SGD(lr=0.01)", "o.momentum = 0.9"),
+    ("fastnn.SGD(lr=0.01, momentum=0.9)", "o.momentum = 0.0"),
+    ("fastnn.RMSProp()", "o.centered = True; o.momentum = 0.5"),
+    ("fastnn.RMSProp(centered=True, momentum=0.5)", "o.centered = False"),
+    ("fastnn.AdamW(amsgrad=True)", "o.amsgrad = False"),
+    ("fastnn.AdaGrad()", "o.initial_accumulator_value = 0.1"),
+    ("fastnn.Adam(clip_norm=1.0)", "o.amsgrad = True; o.clip_norm = None"),
+])
+def test_hyperparameter_changes_between_fits_never_crash(make, change):
+    proc = run_python(f"""
+        o = {make}
+        m = S([D(64, "relu"), D(3)])
+        m.fit(X, y, optimizer=o, verbose=0, epochs=2)
+        {change}
+        m.fit(X, y, optimizer=o, verbose=0, epochs=2)
+        assert all(np.isfinite(w).all() for w in m.get_weights())
+        print("done")
+        """)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "done"
+
+
+def test_a_pickled_or_copied_optimizer_is_a_new_unbound_instance():
+    import copy
+    import pickle
+
+    X, y = _data()
+    opt = fastnn.Adam()
+    _model().fit(X, y, optimizer=opt, epochs=1, verbose=0)
+    for clone in (pickle.loads(pickle.dumps(opt)), copy.deepcopy(opt)):
+        assert clone.step_count == opt.step_count
+        np.testing.assert_array_equal(clone.state["exp_avg"], opt.state["exp_avg"])
+        other = _model(hidden=8)  # another shape: the copied state is reset
+        other.fit(X, y, optimizer=clone, epochs=1, verbose=0)
+        assert clone.state["exp_avg"].shape == (other.count_params(),)
+        assert clone.step_count == 7  # one epoch from zero, not 7 + 7

@@ -25,7 +25,7 @@ def _labels(name, y):
             raise ValueError(f"{name}: class labels must be integers")
     if arr.min() < 0:
         raise ValueError(f"{name}: class labels must be >= 0")
-    if arr.dtype.kind in "fu" and arr.max() >= 2**63:
+    if arr.dtype.kind in "fu" and float(arr.max()) >= 2.0**63:
         raise ValueError(f"{name}: class labels must be < 2**63, got {arr.max()}")
     return arr.astype(np.int64)
 

@@ -131,6 +131,13 @@ class Optimizer:
         clone.reset()
         return clone
 
+    def __getstate__(self):
+        # A pickled or deep-copied optimizer is a new instance: bound to no
+        # model (the binding is a weak reference, which does not pickle).
+        state = dict(vars(self))
+        state["_owner"] = None
+        return state
+
     def check_owner(self, model):
         """Raise ValueError if this instance belongs to a model other than
         ``model``."""
