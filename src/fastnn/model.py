@@ -98,7 +98,8 @@ class Sequential:
     # -- construction ----------------------------------------------------------
     @property
     def built(self):
-        return self.input_dim is not None
+        # Not while fit builds it provisionally for its checks (_building).
+        return self.input_dim is not None and "_provisional" not in self.__dict__
 
     def build(self, input_dim):
         """Create and initialize every parameter for ``input_dim`` input features.
@@ -129,13 +130,24 @@ class Sequential:
         if self.built:
             yield
             return
+        self._provisional = True
         try:
             self._build_layers(input_dim)
+            self._check_initial_params()
             yield
         except BaseException:
             self._unbuild()
             raise
-        self.input_dim = input_dim
+        finally:
+            del self._provisional
+
+    def _check_initial_params(self):
+        for i, layer in enumerate(self.layers):
+            if not all(np.isfinite(v).all() for v in layer.get_arrays().values()):
+                raise ValueError(
+                    f"layers[{i}] ({layer!r}): its initial parameters are not "
+                    f"finite in {np.dtype(self.dtype).name}; a hyperparameter "
+                    "(gain, init, value) is too large for this dtype")
 
     def _build_layers(self, input_dim):
         width = input_dim
@@ -164,13 +176,9 @@ class Sequential:
         for layer in self.layers:
             layer.init_params(rng)
             layer.init_state()
-        for i, layer in enumerate(self.layers):
-            if not all(np.isfinite(v).all() for v in layer.get_arrays().values()):
-                raise ValueError(
-                    f"layers[{i}] ({layer!r}): its initial parameters are not "
-                    f"finite in {np.dtype(self.dtype).name}; a hyperparameter "
-                    "(gain, init, value) is too large for this dtype")
+        self.input_dim = input_dim
         self.output_dim = width
+        return self
 
     def _unbuild(self):
         """Undo :meth:`build`, so that a refused first ``fit`` leaves the model
