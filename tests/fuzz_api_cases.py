@@ -257,14 +257,34 @@ def test_layer_constructors_then_train(data, name, dtype):
     ok, layer = attempt(f"{name}()", cls, **kwargs)
     if not ok:
         return
-    if isinstance(kwargs.get("units"), int) and kwargs["units"] > 64:
-        return  # a valid but large layer: not this test's business
+    size = 1
+    for key in ("units", "pieces"):
+        if isinstance(kwargs.get(key), int):
+            size *= kwargs[key]
+    if size > 256:
+        return  # a valid but large layer: test_huge_layers_are_refused
     model = fastnn.Sequential([fastnn.Dense(4), layer, fastnn.Dense(3)],
                               dtype=dtype, seed=0)
     X, y = _data()
     if _fit_checked(model, X, y, f"fit with {name}", epochs=2, batch_size=4):
         ok, out = attempt("predict", model.predict, X)
         assert ok and out.shape == (len(X), 3)
+
+
+@FUZZ
+@given(units=st.integers(1, 2**62), pieces=st.integers(1, 2**62),
+       n_in=st.integers(1, 2**40))
+def test_layers_beyond_memory_are_refused(units, pieces, n_in):
+    # Parameters beyond the machine's memory (2**40 of them: 8 TiB with their
+    # gradients) are refused before allocation; before, the allocation
+    # succeeded lazily and the OOM killer ended the process.
+    for layer, size in ((fastnn.Dense(units), units * n_in),
+                        (fastnn.Maxout(units, pieces), units * pieces * n_in)):
+        if size < 2**40:
+            continue
+        model = fastnn.Sequential([layer])
+        ok, _ = attempt("build beyond memory", model.build, n_in)
+        assert not ok and not model.built
 
 
 @FUZZ

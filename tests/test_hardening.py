@@ -157,3 +157,15 @@ def test_stratifying_needs_1d_labels():
     with pytest.raises(ValueError, match="y: has 11 entries"):
         cross_validate(lambda: fastnn.Sequential([Dense(3)]), X,
                        np.arange(11) % 3, k=2)
+
+
+def test_a_model_beyond_the_machines_memory_is_refused_before_allocating():
+    # 3 * 2**31 * 4 float32 weights (96 GiB, twice with gradients): numpy's
+    # lazy allocation succeeded and initialization drove the process into
+    # the OOM killer, or raised MemoryError.
+    model = fastnn.Sequential([Maxout(3, 2**31)])
+    with pytest.raises(ValueError, match="GiB of memory"):
+        model.build(4)
+    assert not model.built
+    with pytest.raises(ValueError, match="GiB of memory"):
+        fastnn.Sequential([Dense(2**40)], input_dim=2**20)

@@ -2,6 +2,7 @@
 
 import contextlib
 import math
+import os
 import signal
 import threading
 import time
@@ -37,6 +38,22 @@ class TrainingDivergedError(FloatingPointError):
     The model holds the last good weights (those at the end of the last
     finite epoch) when this is raised.
     """
+
+
+def _check_fits_in_memory(n_params, dtype):
+    """Refuse parameters and gradients larger than the machine's memory,
+    before allocating them (the allocation could succeed lazily, and the
+    process be killed once initialization writes to them)."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system
+        return
+    need = 2 * n_params * np.dtype(dtype).itemsize
+    if need > memory:
+        raise ValueError(
+            f"layers: the model has {n_params} parameters, which with their "
+            f"gradients need {need / 2**30:.3g} GiB, more than this machine's "
+            f"{memory / 2**30:.3g} GiB of memory")
 
 
 def _check_seed(seed, name="seed"):
@@ -157,6 +174,7 @@ class Sequential:
             for name, shape in layer.param_shapes():
                 slots.append((layer, name, shape))
         total = sum(math.prod(shape) for _, _, shape in slots)
+        _check_fits_in_memory(total, self.dtype)
         self._params = np.zeros(total, self.dtype)
         self._grads = np.zeros(total, self.dtype)
         self._offsets = {}
