@@ -15,6 +15,17 @@ from pathlib import Path
 import pytest
 
 CASES = Path(__file__).with_name("fuzz_api_cases.py")
+#: The fuzz process's address space: a case that allocates without bound
+#: fails with MemoryError instead of driving the machine into the OOM killer.
+ADDRESS_SPACE = 8 << 30
+
+
+def _limit_memory():
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not a POSIX system
+        return
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
 
 
 def run_fuzz(tmp_path, examples, randomized, timeout):
@@ -26,7 +37,8 @@ def run_fuzz(tmp_path, examples, randomized, timeout):
         [sys.executable, "-m", "pytest", str(CASES), "-q", "-p", "no:cacheprovider",
          "-W", "ignore::RuntimeWarning", "-x"],
         cwd=tmp_path, env=env, capture_output=True, text=True,
-        timeout=timeout, check=False)
+        timeout=timeout, check=False,
+        preexec_fn=_limit_memory if os.name == "posix" else None)
     assert proc.returncode == 0, (
         f"the fuzz run ended with return code {proc.returncode} (negative: "
         f"killed by signal {-proc.returncode})\n{proc.stdout[-6000:]}"
