@@ -1,6 +1,5 @@
 """Training callbacks and the :class:`History` that ``fit`` returns."""
 
-import math
 import os
 import warnings
 
@@ -60,6 +59,13 @@ class Callback:
 
     def on_epoch_end(self, model, epoch, logs):
         pass
+
+    def on_divergence(self, model, epoch, logs):
+        """Called when epoch ``epoch`` diverged (its loss or weights are NaN
+        or infinite), once the last good weights are back in place; return
+        True to end ``fit`` quietly instead of raising
+        :class:`~fastnn.model.TrainingDivergedError`."""
+        return False
 
     def on_train_end(self, model):
         pass
@@ -232,9 +238,10 @@ class ModelCheckpoint(Callback):
 class TerminateOnNaN(Callback):
     """Stop training quietly (no error) when the loss becomes NaN or infinite.
 
-    The last good weights are restored as with any divergence.
+    The last good weights (those at the end of the last finite epoch) are
+    restored as with any divergence, and ``fit`` returns its history of the
+    good epochs.
     """
 
-    def on_epoch_end(self, model, epoch, logs):
-        if not math.isfinite(logs.get("loss", 0.0)):
-            model.stop_training = True
+    def on_divergence(self, model, epoch, logs):
+        return True

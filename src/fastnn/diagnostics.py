@@ -88,10 +88,12 @@ def _prepare(model, X, y, loss):
     from fastnn._validation import check_array
 
     spec = get_loss(loss if loss is not None else (model.loss or "cross_entropy"))
-    if not model.built:
-        model.build(np.asarray(X).shape[1])
-    X = check_array("X", X, model.dtype, n_features=model.input_dim)
-    target = model._check_targets(y, X.shape[0], spec)
+    X = check_array("X", X, model.dtype,
+                    n_features=model.input_dim if model.built else None)
+    # An unbuilt model is built for the targets' check, and left unbuilt if
+    # they are refused.
+    with model._building(X.shape[1]):
+        target = model._check_targets(y, X.shape[0], spec)
     return X, target, spec
 
 

@@ -99,15 +99,30 @@ def initialize(name, shape, *, rng, dtype=np.float32, gain=None, **kwargs):
     Raises
     ------
     ValueError
-        For an unknown name (the message lists the valid ones) or a bad gain.
+        For an unknown name (the message lists the valid ones), a bad gain,
+        or a gain or value that makes a weight non-finite in ``dtype``.
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError("rng: must be a numpy.random.Generator")
     shape = tuple(int(s) for s in shape)
     kind, scale = distribution(name, shape, gain, **kwargs) if all(shape) else (
         "constant", 0.0)  # empty: nothing to draw (torch: a no-op)
+    limit = float(np.finfo(dtype).max)
+    if not abs(scale) <= limit:  # also NaN; checked before drawing
+        raise ValueError(
+            f"gain: {name} with gain {gain} and {kwargs or 'its default scale'} "
+            f"draws from a scale of {scale}, beyond {np.dtype(dtype).name}'s "
+            "range; use a smaller gain or value")
     if kind == "constant":
         return np.full(shape, scale, dtype=dtype)
     if kind == "normal":
-        return (rng.standard_normal(shape) * scale).astype(dtype)
-    return rng.uniform(-scale, scale, shape).astype(dtype)
+        out = rng.standard_normal(shape) * scale
+    else:
+        out = rng.uniform(-scale, scale, shape)
+    with np.errstate(over="ignore"):
+        out = out.astype(dtype)
+    if not np.isfinite(out).all():  # a draw a few scales out
+        raise ValueError(
+            f"gain: {name} with gain {gain} drew weights beyond "
+            f"{np.dtype(dtype).name}'s range; use a smaller gain")
+    return out

@@ -111,7 +111,18 @@ class Layer:
 
     # -- construction -----------------------------------------------------
     def build(self, n_in, dtype):
-        """Fix the input width and dtype; return the output width."""
+        """Fix the input width and dtype; return the output width.
+
+        Raises ValueError, before changing anything, for a hyperparameter of
+        :meth:`dtype_values` that is not finite in ``dtype``.
+        """
+        for name, value in self.dtype_values().items():
+            with np.errstate(over="ignore", divide="ignore"):
+                finite = np.isfinite(np.dtype(dtype).type(value))
+            if not finite:
+                raise ValueError(
+                    f"{name}: {value!r} is not finite in {np.dtype(dtype).name}, "
+                    f"so {type(self).__name__} would compute NaN or infinity")
         self.n_in = n_in
         self.dtype = dtype
         self.n_out = n_in
@@ -125,6 +136,11 @@ class Layer:
         self.params = {}
         self.grads = {}
         self.state = {}
+
+    def dtype_values(self):
+        """``{name: value}`` of the hyperparameters the kernels use in the
+        model's dtype (checked finite there by :meth:`build`)."""
+        return {}
 
     def param_shapes(self):
         """``[(name, shape), ...]`` of the trainable parameters, in weight order."""
@@ -235,6 +251,9 @@ class Dense(Layer):
     def unbuild(self):
         super().unbuild()
         self.feeds = None
+
+    def dtype_values(self):
+        return {"alpha": self.alpha}
 
     def param_shapes(self):
         return [("weight", (self.units, self.n_in)), ("bias", (self.units,))]
@@ -354,6 +373,12 @@ class Activation(Layer):
         else:
             self.alpha = check_alpha(self.activation, alpha)
 
+    def dtype_values(self):
+        if self.activation is None:  # the kernels scale by 1 / temperature
+            return {"temperature": self.temperature,
+                    "1 / temperature": 1.0 / self.temperature}
+        return {"alpha": self.alpha}
+
     def workspace(self, n):
         return Workspace(n, Y=np.empty((n, self.n_out), self.dtype),
                          dX=np.empty((n, self.n_in), self.dtype))
@@ -436,6 +461,9 @@ class GaussianNoise(Layer):
         super().__init__(True)
         self.std = check_float("std", std, 0)
 
+    def dtype_values(self):
+        return {"std": self.std}
+
     def workspace(self, n):
         return Workspace(n, Y=np.empty((n, self.n_in), self.dtype))
 
@@ -468,6 +496,9 @@ class BatchNorm(Layer):
         super().__init__(trainable)
         self.momentum = check_float("momentum", momentum, 0, 1)
         self.eps = check_float("eps", eps, 0, low_open=True)
+
+    def dtype_values(self):
+        return {"eps": self.eps}
 
     def param_shapes(self):
         return [("weight", (self.n_in,)), ("bias", (self.n_in,))]
@@ -549,6 +580,9 @@ class PReLU(Layer):
             num_parameters = check_int("num_parameters", num_parameters, 1, 1)
         self.num_parameters = num_parameters
         self.init = check_float("init", init)
+
+    def dtype_values(self):
+        return {"init": self.init}
 
     def _n_slopes(self):
         return self.n_in if self.num_parameters == "all" else 1

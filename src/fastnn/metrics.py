@@ -25,7 +25,7 @@ def _labels(name, y):
             raise ValueError(f"{name}: class labels must be integers")
     if arr.min() < 0:
         raise ValueError(f"{name}: class labels must be >= 0")
-    if arr.dtype.kind in "fu" and arr.max() >= 2**63:
+    if arr.dtype.kind in "fu" and float(arr.max()) >= 2.0**63:
         raise ValueError(f"{name}: class labels must be < 2**63, got {arr.max()}")
     return arr.astype(np.int64)
 
@@ -43,12 +43,27 @@ def accuracy(y_true, y_pred):
     return float(np.mean(t == p))
 
 
+#: The most classes :func:`confusion_matrix` makes a matrix for (10^8 cells).
+MAX_CLASSES = 10_000
+
+
 def confusion_matrix(y_true, y_pred, n_classes=None):
-    """``C[i, j]`` = number of samples of class ``i`` predicted as ``j``."""
+    """``C[i, j]`` = number of samples of class ``i`` predicted as ``j``.
+
+    Labels are class indices ``0 .. k-1``, with ``k`` at most
+    :data:`MAX_CLASSES`; map other labels to indices first (say with
+    ``np.unique(y, return_inverse=True)``).
+    """
     t, p = _pair(y_true, y_pred)
-    k = int(max(t.max(), p.max())) + 1
+    top = int(max(t.max(), p.max()))
+    if top >= MAX_CLASSES:
+        raise ValueError(
+            f"y_true/y_pred: labels go up to {top}, and a confusion matrix has "
+            f"one row per class index 0..{top}; at most {MAX_CLASSES} classes are "
+            "supported (map labels to class indices first)")
+    k = top + 1
     if n_classes is not None:
-        n_classes = check_int("n_classes", n_classes, 1)
+        n_classes = check_int("n_classes", n_classes, 1, MAX_CLASSES)
         if k > n_classes:
             raise ValueError(f"n_classes: labels go up to {k - 1}")
         k = n_classes

@@ -1,6 +1,8 @@
 """The Sequential model: construction, training, evaluation and inference."""
 
+import contextlib
 import math
+import os
 import signal
 import threading
 import time
@@ -12,7 +14,7 @@ from fastnn._validation import (
     check_feature_names, check_float, check_int, check_labels, check_targets,
     frame_columns, select_features,
 )
-from fastnn.callbacks import Callback, History, TerminateOnNaN
+from fastnn.callbacks import Callback, History
 from fastnn.layers import Layer
 from fastnn.losses import get_loss, loss_value
 from fastnn.ops import BACKENDS, get_ops
@@ -26,6 +28,10 @@ FUSED = True
 #: Rows per chunk in predict/evaluate when no batch_size is given.
 INFERENCE_BATCH = 4096
 
+#: The ids of the models a ``fit`` is running on, guarded by ``_FIT_LOCK``.
+_FITTING = set()
+_FIT_LOCK = threading.Lock()
+
 
 class TrainingDivergedError(FloatingPointError):
     """The loss or the weights became NaN or infinite during ``fit``.
@@ -33,6 +39,22 @@ class TrainingDivergedError(FloatingPointError):
     The model holds the last good weights (those at the end of the last
     finite epoch) when this is raised.
     """
+
+
+def _check_fits_in_memory(n_params, dtype):
+    """Refuse parameters and gradients larger than the machine's memory,
+    before allocating them (the allocation could succeed lazily, and the
+    process be killed once initialization writes to them)."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system
+        return
+    need = 2 * n_params * np.dtype(dtype).itemsize
+    if need > memory:
+        raise ValueError(
+            f"layers: the model has {n_params} parameters, which with their "
+            f"gradients need {need / 2**30:.3g} GiB, more than this machine's "
+            f"{memory / 2**30:.3g} GiB of memory")
 
 
 def _check_seed(seed, name="seed"):
@@ -131,10 +153,16 @@ class Sequential:
     # -- construction ----------------------------------------------------------
     @property
     def built(self):
-        return self.input_dim is not None
+        # Not while fit builds it provisionally for its checks (_building).
+        return self.input_dim is not None and "_provisional" not in self.__dict__
 
     def build(self, input_dim):
-        """Create and initialize every parameter for ``input_dim`` input features."""
+        """Create and initialize every parameter for ``input_dim`` input features.
+
+        Raises ValueError, leaving the model unbuilt, when a hyperparameter
+        makes an initial parameter non-finite in the model's dtype (say
+        ``Dense(gain=1e40)`` or ``PReLU(init=1e39)`` in float32).
+        """
         input_dim = check_int("input_dim", input_dim, 1)
         if self.built:
             if input_dim != self.input_dim:
@@ -143,6 +171,40 @@ class Sequential:
                     f"got {input_dim}"
                 )
             return self
+        with self._building(input_dim):
+            pass
+        return self
+
+    @contextlib.contextmanager
+    def _building(self, input_dim):
+        """Build an unbuilt model for the body's checks, unpublished: ``built``
+        stays False (so ``predict`` in another thread refuses rather than see
+        a half-built model) until the body succeeds; if it raises, or the
+        build is refused, the model is left unbuilt. A built model is left
+        as it is."""
+        if self.built:
+            yield
+            return
+        self._provisional = True
+        try:
+            self._build_layers(input_dim)
+            self._check_initial_params()
+            yield
+        except BaseException:
+            self._unbuild()
+            raise
+        finally:
+            del self._provisional
+
+    def _check_initial_params(self):
+        for i, layer in enumerate(self.layers):
+            if not all(np.isfinite(v).all() for v in layer.get_arrays().values()):
+                raise ValueError(
+                    f"layers[{i}] ({layer!r}): its initial parameters are not "
+                    f"finite in {np.dtype(self.dtype).name}; a hyperparameter "
+                    "(gain, init, value) is too large for this dtype")
+
+    def _build_layers(self, input_dim):
         width = input_dim
         slots = []
         for i, layer in enumerate(self.layers):
@@ -155,6 +217,7 @@ class Sequential:
             for name, shape in layer.param_shapes():
                 slots.append((layer, name, shape))
         total = sum(math.prod(shape) for _, _, shape in slots)
+        _check_fits_in_memory(total, self.dtype)
         self._params = np.zeros(total, self.dtype)
         self._grads = np.zeros(total, self.dtype)
         self._offsets = {}
@@ -493,7 +556,8 @@ class Sequential:
                 validation_data
             ) != 2:
                 raise ValueError("validation_data: must be a pair (X_val, y_val)")
-            X_val = self._check_X(validation_data[0], "validation_data[0]")
+            X_val = check_array("validation_data[0]", validation_data[0], self.dtype,
+                                n_features=X.shape[1])
             y_val = self._check_targets(validation_data[1], X_val.shape[0], spec,
                                         "validation_data[1]")
         elif validation_split:
@@ -522,7 +586,29 @@ class Sequential:
         weights, if the loss or the weights become non-finite. Ctrl-C stops at
         the end of the current step, leaves a consistent model and re-raises
         ``KeyboardInterrupt``.
+
+        An optimizer instance belongs to the first model it trains (see
+        :class:`~fastnn.optimizers.Optimizer`); a name string makes a fresh
+        one. One model trains in one ``fit`` at a time: a second, concurrent
+        ``fit`` of the same model raises ``RuntimeError``.
         """
+        with _FIT_LOCK:
+            if id(self) in _FITTING:
+                raise RuntimeError(
+                    "fit: this model is busy: another thread is fitting it; "
+                    "one model trains in one fit at a time")
+            _FITTING.add(id(self))
+        try:
+            return self._fit(X, y, loss, optimizer, epochs, batch_size, shuffle,
+                             validation_data, validation_split, callbacks,
+                             lr_schedule, verbose, seed)
+        finally:
+            with _FIT_LOCK:
+                _FITTING.discard(id(self))
+
+    def _fit(self, X, y, loss, optimizer, epochs, batch_size, shuffle,
+             validation_data, validation_split, callbacks, lr_schedule, verbose,
+             seed):
         # ---- validate everything before touching state ----
         spec = get_loss(loss)
         X = select_features("X", X, self.feature_names)
@@ -548,14 +634,15 @@ class Sequential:
                 raise TypeError(f"callbacks[{i}]: expected a Callback, got "
                                 f"{type(cb).__name__}")
         optimizer = get_optimizer(optimizer)
+        optimizer.check_owner(self)
         schedule = get_schedule(lr_schedule, epochs)
         if validation_data is not None and validation_split:
             raise ValueError("validation_split: give validation_data or "
                              "validation_split, not both")
-        built_here = not self.built
-        if built_here:  # the labels' range needs the output width
-            self.build(X.shape[1])
-        try:
+        # An unbuilt model is built (the labels' range needs the output
+        # width) but stays unbuilt, to the world and after a refusal, until
+        # every check has passed and the optimizer is bound.
+        with self._building(X.shape[1]):
             target, X, X_val, y_val, runner = self._fit_inputs(
                 X, y, spec, validation_data, validation_split, optimizer,
                 batch_size, seed)
@@ -568,10 +655,10 @@ class Sequential:
                 keys |= {"val_" + k for k in keys & {"loss", "accuracy"}}
             for cb in callbacks:
                 cb.check_logs(sorted(keys))
-        except BaseException:
-            if built_here:
-                self._unbuild()
-            raise
+            if schedule is not None:
+                schedule.check(optimizer.lr, epochs, sorted(keys))
+            optimizer.bind(self, self._params)
+        runner.start()
         self.loss = spec.name
         if names is not None:
             self.feature_names = names
@@ -580,8 +667,7 @@ class Sequential:
         history.params.update(epochs=epochs, verbose=verbose)
         self.stop_training = False
         base_lr = optimizer.lr
-        quiet_nan = any(isinstance(cb, TerminateOnNaN) for cb in callbacks)
-        if schedule is not None and hasattr(schedule, "reset"):
+        if schedule is not None:
             schedule.reset()
         for cb in callbacks:
             cb.on_train_begin(self)
@@ -604,20 +690,23 @@ class Sequential:
                                                     interrupted)
                 if interrupted:
                     break
-                if not math.isfinite(train_loss) or not np.isfinite(
+                epoch_loss = train_loss + self.penalty()
+                if not math.isfinite(epoch_loss) or not np.isfinite(
                     self._params
                 ).all():
                     runner.restore()
-                    if quiet_nan:
-                        logs = {"loss": train_loss}
+                    logs = {"loss": epoch_loss}
+                    # Every callback hears of it; any one may end fit quietly.
+                    if any([cb.on_divergence(self, epoch, logs)
+                            for cb in callbacks]):
                         break
                     raise TrainingDivergedError(
                         f"training diverged in epoch {epoch + 1}: the loss is "
-                        f"{train_loss}; the weights of the last good epoch were "
+                        f"{epoch_loss}; the weights of the last good epoch were "
                         "restored. Lower the learning rate or clip gradients "
                         "(clip_norm)."
                     )
-                logs = {"loss": train_loss + self.penalty()}
+                logs = {"loss": epoch_loss}
                 if accuracy is not None:
                     logs["accuracy"] = accuracy
                 if X_val is not None:
@@ -636,6 +725,13 @@ class Sequential:
                     cb.on_epoch_end(self, epoch, logs)
                 if self.stop_training:
                     break
+        except TrainingDivergedError:
+            raise
+        except BaseException:
+            # A failure mid-fit (a callback, memory) leaves the weights of the
+            # last completed epoch, not a half-updated step.
+            runner.restore()
+            raise
         finally:
             optimizer.lr = base_lr
             if previous_handler is not None:
@@ -778,11 +874,16 @@ class _TrainingRun:
         trainable = [i for i, layer in enumerate(model.layers)
                      if layer.trainable and layer.param_shapes()]
         self.first_trainable = trainable[0] if trainable else len(model.layers)
-        self.plan = self._fused_plan() if FUSED else None
+        self.plan = None  # made by start(), once the optimizer is bound
         self.good_params = model._params.copy()
         self.good_state = [
             {k: v.copy() for k, v in layer.state.items()} for layer in model.layers
         ]
+
+    def start(self):
+        """Set up the step loop; called once ``fit``'s checks have passed and
+        the optimizer is bound (its state laid out for this model)."""
+        self.plan = self._fused_plan() if FUSED else None
 
     def _fused_plan(self):
         """The one-call-per-chunk step loop, for all-Dense trainable stacks
@@ -797,10 +898,6 @@ class _TrainingRun:
             return None
         if type(opt) not in (SGD, Adam, AdamW) or opt.clip_norm is not None:
             return None
-        if opt.state is None or next(iter(opt.state.values())).shape != (
-            model._params.shape
-        ):
-            opt._allocate(model._params)
         if type(opt) is SGD:
             name = "sgd"
             hyper = (opt.momentum, opt.dampening, float(opt.nesterov),

@@ -5,6 +5,7 @@ folds train in parallel on one machine. For a cluster, use scikit-learn's
 search tools with joblib's dask backend on :mod:`fastnn.sklearn` estimators.
 """
 
+import copy
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,7 +31,11 @@ def _n_samples(X, name="X"):
 def _class_members(y, rng):
     """Per class, its sample indices: in random order, or in index order when
     ``rng`` is None."""
-    classes, inverse = np.unique(np.asarray(y), return_inverse=True)
+    y = np.asarray(y)
+    if y.ndim != 1:  # np.unique would flatten it: indices past the samples
+        raise ValueError(f"y: stratifying needs 1-D class labels, got shape "
+                         f"{y.shape}")
+    classes, inverse = np.unique(y, return_inverse=True)
     members = []
     for c in range(len(classes)):
         idx = np.flatnonzero(inverse == c)
@@ -161,7 +166,11 @@ def cross_validate(build_model, X, y, k=5, fit_kwargs=None, n_jobs=1,
     X, y : array-like
     k : int
     fit_kwargs : dict or None
-        Passed to ``model.fit``; ``verbose`` defaults to 0.
+        Passed to ``model.fit``; ``verbose`` defaults to 0. Each fold gets its
+        own fresh copy of an ``optimizer`` instance (same hyperparameters, no
+        state: see :meth:`fastnn.optimizers.Optimizer.fresh`) and of the
+        ``lr_schedule`` and ``callbacks`` instances, so that no state passes
+        between folds and the scores do not depend on ``n_jobs``.
     n_jobs : int
         Threads; the kernels release the GIL so folds run in parallel.
     stratified : bool
@@ -182,18 +191,24 @@ def cross_validate(build_model, X, y, k=5, fit_kwargs=None, n_jobs=1,
         raise TypeError("build_model: must be a callable returning a fresh model")
     k = check_int("k", k, 2)
     n_jobs = check_int("n_jobs", n_jobs, 1)
+    if fit_kwargs is not None and not isinstance(fit_kwargs, dict):
+        raise TypeError(f"fit_kwargs: must be a dict or None, got "
+                        f"{type(fit_kwargs).__name__}")
     fit_kwargs = dict(fit_kwargs or {})
+    _fold_kwargs(fit_kwargs)  # refuse what cannot be copied, before any fold
     fit_kwargs.setdefault("verbose", 0)
     fit_kwargs.setdefault("seed", seed)
     X = np.asarray(X)
     y = np.asarray(y)
+    if _n_samples(y, "y") != _n_samples(X):
+        raise ValueError(f"y: has {len(y)} entries but X has {len(X)} samples")
     splitter = (StratifiedKFold if stratified else KFold)(k, True, seed)
     folds = list(splitter.split(X, y))
 
     def run(fold):
         train, test = fold
         model = build_model()
-        model.fit(X[train], y[train], **fit_kwargs)
+        model.fit(X[train], y[train], **_fold_kwargs(fit_kwargs))
         result = model.evaluate(X[test], y[test])
         if metric not in result:
             raise ValueError(f"metric: {metric!r} is not among {sorted(result)}")
@@ -207,3 +222,26 @@ def cross_validate(build_model, X, y, k=5, fit_kwargs=None, n_jobs=1,
     scores = np.array([r[0] for r in results])
     return {"scores": scores, "mean": float(scores.mean()), "std": float(scores.std()),
             "loss": np.array([r[1] for r in results])}
+
+
+def _fold_kwargs(fit_kwargs):
+    """``fit_kwargs`` for one fold: its own fresh optimizer, schedule and
+    callback instances (names, None and other values are shared)."""
+    from fastnn.optimizers import Optimizer
+
+    kwargs = dict(fit_kwargs)
+    optimizer = kwargs.get("optimizer")
+    if isinstance(optimizer, Optimizer):
+        kwargs["optimizer"] = optimizer.fresh()
+    for key in ("lr_schedule", "callbacks"):
+        value = kwargs.get(key)
+        if value is None or isinstance(value, str):
+            continue
+        try:
+            kwargs[key] = copy.deepcopy(value)
+        except Exception as exc:
+            raise TypeError(
+                f"fit_kwargs[{key!r}]: cross_validate gives each fold its own "
+                f"copy, and this one cannot be copied ({type(exc).__name__}: "
+                f"{exc})") from None
+    return kwargs

@@ -6,8 +6,11 @@ every layer is trainable). The update rules are in the kernels
 (:mod:`fastnn._kernels.optim`) and their NumPy twins.
 """
 
+import copy
 import math
 import numbers
+import threading
+import weakref
 
 import numpy as np
 
@@ -51,12 +54,35 @@ def _check_betas(betas):
                  for i, b in enumerate(betas))
 
 
+#: Guards the binding of an optimizer to its model across threads.
+_BIND_LOCK = threading.Lock()
+
+
 class Optimizer:
     """Base class: validated hyperparameters, lazily allocated state.
 
     ``clip_norm``, if given, rescales the gradients before each step so that
     their global L2 norm is at most ``clip_norm`` (torch's
     ``clip_grad_norm_``).
+
+    **An optimizer instance belongs to the first model it trains.** The
+    first ``fit`` that passes all its checks binds the instance to its
+    model; its state (moments, step count) then carries over from one
+    ``fit`` of that model to the next. Passing the instance to ``fit`` of
+    another model raises ``ValueError``: pass a new instance, or a name
+    string such as ``"adam"``, which makes a fresh optimizer for each
+    ``fit``. This is Keras's rule (an optimizer is built for one set of
+    variables), and torch's, which binds an optimizer to the parameters it
+    was given. A ``fit`` refused by its checks leaves the optimizer
+    untouched. :meth:`fresh` gives an unbound copy without state (as
+    :func:`fastnn.model_selection.cross_validate` does for each fold).
+
+    Changing a hyperparameter between two ``fit`` calls of the same model
+    is allowed. When it changes the state's layout (Adam's ``amsgrad``), the
+    next ``fit`` re-lays the state out: arrays still needed are kept, a new
+    one starts as on the first step (zeros; AMSGrad's running maximum starts
+    from the current second moment ``exp_avg_sq``), and one no longer needed
+    is dropped.
     """
 
     #: Names of the state arrays, each shaped like the flat parameter buffer.
@@ -68,14 +94,68 @@ class Optimizer:
                           check_float("clip_norm", clip_norm, 0, low_open=True))
         self.step_count = 0
         self.state = None
+        self._owner = None
+
+    def _layout(self):
+        """The state arrays the current hyperparameters need, in order."""
+        return self.state_names
+
+    def _new_state(self, name, params):
+        """A fresh state array ``name`` shaped like ``params``."""
+        return np.zeros_like(params)
 
     def _allocate(self, params):
-        self.state = {name: np.zeros_like(params) for name in self.state_names}
+        """Lay the state out for ``params``: keep the arrays that still fit,
+        create the missing ones, drop the ones no longer needed."""
+        old = self.state or {}
+        if any(v.shape != params.shape or v.dtype != params.dtype
+               for v in old.values()):
+            self.reset()
+            old = {}
+        self.state = {}
+        for name in self._layout():
+            self.state[name] = (old[name] if name in old
+                                else self._new_state(name, params))
 
     def reset(self):
         """Forget all state (moments, step count)."""
         self.step_count = 0
         self.state = None
+
+    def fresh(self):
+        """A copy with the same hyperparameters, no state, bound to no model."""
+        clone = copy.copy(self)
+        clone.__dict__ = {k: copy.deepcopy(v) for k, v in vars(self).items()
+                          if k not in ("state", "_owner")}
+        clone._owner = None
+        clone.reset()
+        return clone
+
+    def __getstate__(self):
+        # A pickled or deep-copied optimizer is a new instance: bound to no
+        # model (the binding is a weak reference, which does not pickle).
+        state = dict(vars(self))
+        state["_owner"] = None
+        return state
+
+    def check_owner(self, model):
+        """Raise ValueError if this instance belongs to a model other than
+        ``model``."""
+        owner = self._owner
+        if owner is not None and owner() is not model:
+            raise ValueError(
+                f"optimizer: this {type(self).__name__} instance already trains "
+                "another model, and an optimizer's state belongs to one model; "
+                f"pass a new instance ({type(self).__name__}(...)) or a name "
+                f"string ({type(self).__name__.lower()!r}) to fit")
+
+    def bind(self, model, params):
+        """Make ``model`` this instance's owner (refusing another's) and lay
+        the state out for its flat parameter buffer ``params``."""
+        with _BIND_LOCK:
+            self.check_owner(model)
+            self._owner = weakref.ref(model)
+        self._allocate(params)
 
     def step(self, ops, params, grads, runs):
         """Update ``params`` in place from ``grads``.
@@ -87,8 +167,8 @@ class Optimizer:
         runs : list of (start, stop)
             The contiguous trainable ranges of the flat buffers.
         """
-        if self.state is None or next(iter(self.state.values()), params).shape != (
-            params.shape
+        if self.state is None or set(self.state) != set(self._layout()) or any(
+            v.shape != params.shape for v in self.state.values()
         ):
             self._allocate(params)
         self.step_count += 1
@@ -169,8 +249,8 @@ class AdaGrad(Optimizer):
         self.eps = _check_eps(eps)
         self.decay = check_float("decay", decay, 0, 1, low_open=True)
 
-    def _allocate(self, params):
-        self.state = {"sum": np.full_like(params, self.initial_accumulator_value)}
+    def _new_state(self, name, params):
+        return np.full_like(params, self.initial_accumulator_value)
 
     def _update(self, ops, grad, param, state):
         ops.adagrad_update(grad, self.lr, self.lr_decay, self.weight_decay, self.eps,
@@ -235,9 +315,13 @@ class Adam(Optimizer):
         self.weight_decay = _check_wd(weight_decay)
         self.amsgrad = check_bool("amsgrad", amsgrad)
 
-    def _allocate(self, params):
-        names = self.state_names if self.amsgrad else self.state_names[:2]
-        self.state = {name: np.zeros_like(params) for name in names}
+    def _layout(self):
+        return self.state_names if self.amsgrad else self.state_names[:2]
+
+    def _new_state(self, name, params):
+        if name == "max_exp_avg_sq" and self.state and "exp_avg_sq" in self.state:
+            return self.state["exp_avg_sq"].copy()
+        return np.zeros_like(params)
 
     def _update(self, ops, grad, param, state):
         getattr(ops, self._kernel)(

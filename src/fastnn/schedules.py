@@ -3,19 +3,55 @@
 A schedule is called as ``schedule(epoch, base_lr, logs)`` at the start of
 each 0-based epoch and returns that epoch's learning rate; ``logs`` is the
 previous epoch's record (``{"loss": ..., "val_loss": ...}``) or None.
+
+Before training, ``fit`` calls ``schedule.check(base_lr, epochs, keys)``: a
+schedule whose rates do not depend on the logs computes every epoch's rate
+and refuses a NaN, infinite or negative one (and a decay that underflows to
+0), and ``ReduceOnPlateau`` refuses a ``monitor`` that no epoch will log.
 """
 
 import math
 
 from fastnn._validation import check_choice, check_float, check_int, check_name
+from fastnn.callbacks import _monitored
 
 
 class Schedule:
     def __call__(self, epoch, base_lr, logs=None):
         raise NotImplementedError  # pragma: no cover - every schedule overrides
 
+    #: True where the formula is positive for a positive ``base_lr``, so that
+    #: a rate of 0 can only be an underflow.
+    positive = False
+
+    def positive_at(self, epoch):
+        """Whether epoch ``epoch``'s rate is positive for a positive base."""
+        return self.positive
+
     def reset(self):
         """Forget any state (called at the start of each fit)."""
+
+    def check(self, base_lr, epochs, keys):
+        """Refuse, before training, what would fail or go wrong in it.
+
+        Computes the rate of each of the ``epochs`` epochs from ``base_lr``
+        and raises ValueError, naming the first bad epoch, for a NaN,
+        infinite or negative rate, or for a rate of 0 where the formula is
+        positive. ``keys`` are the names every epoch will log.
+        """
+        for epoch in range(epochs):
+            try:
+                lr = self(epoch, base_lr, None)
+            except (OverflowError, ZeroDivisionError) as exc:
+                lr = f"not computable ({exc})"
+            else:
+                if math.isfinite(lr) and (lr > 0 or (
+                        lr == 0 and not (base_lr > 0 and self.positive_at(epoch)))):
+                    continue
+            raise ValueError(
+                f"lr_schedule: {self!r} gives epoch {epoch + 1} of {epochs} a "
+                f"learning rate of {lr} from lr={base_lr}; it must be finite and "
+                "positive")
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items()
@@ -25,6 +61,8 @@ class Schedule:
 
 class StepDecay(Schedule):
     """``lr = base_lr * gamma ** floor(epoch / step_size)`` (torch StepLR)."""
+
+    positive = True
 
     def __init__(self, step_size, gamma=0.1):
         self.step_size = check_int("step_size", step_size, 1)
@@ -36,6 +74,8 @@ class StepDecay(Schedule):
 
 class ExponentialDecay(Schedule):
     """``lr = base_lr * gamma ** epoch`` (torch ExponentialLR)."""
+
+    positive = True
 
     def __init__(self, gamma):
         self.gamma = check_float("gamma", gamma, 0, low_open=True)
@@ -77,6 +117,16 @@ class Warmup(Schedule):
         if self.schedule is not None:
             self.schedule.reset()
 
+    def positive_at(self, epoch):
+        if epoch < self.epochs:
+            return epoch > 0 or self.start_factor > 0
+        return self.schedule is None or self.schedule.positive_at(epoch - self.epochs)
+
+    def check(self, base_lr, epochs, keys):
+        super().check(base_lr, epochs, keys)
+        if self.schedule is not None:  # its own checks (a plateau's monitor)
+            self.schedule.check(base_lr, max(epochs - self.epochs, 0), keys)
+
     def __call__(self, epoch, base_lr, logs=None):
         if epoch < self.epochs:
             return base_lr * (self.start_factor
@@ -90,7 +140,8 @@ class ReduceOnPlateau(Schedule):
     """Multiply the lr by ``factor`` when ``monitor`` has not improved for
     ``patience`` epochs (torch ReduceLROnPlateau; like it, a decay smaller than
     ``eps`` is skipped). When ``monitor`` is not logged (no validation data),
-    ``"val_<name>"`` falls back to the training ``"<name>"``."""
+    ``"val_<name>"`` falls back to the training ``"<name>"``; ``fit`` refuses
+    a ``monitor`` that names neither, before training, as the callbacks do."""
 
     def __init__(self, monitor="val_loss", mode="min", factor=0.1, patience=10,
                  threshold=1e-4, threshold_mode="rel", cooldown=0, min_lr=0.0,
@@ -114,6 +165,9 @@ class ReduceOnPlateau(Schedule):
         self._cooldown = 0
         self._lr = None
 
+    def check(self, base_lr, epochs, keys):
+        _monitored(keys, self.monitor)
+
     def _better(self, value):
         if self._best is None:
             return True
@@ -130,23 +184,21 @@ class ReduceOnPlateau(Schedule):
             self._lr = base_lr
         if logs:
             # without validation data, "val_x" falls back to the training "x"
-            fallback = self.monitor[4:] if self.monitor.startswith("val_") else "loss"
-            value = logs.get(self.monitor, logs.get(fallback))
-            if value is not None:
-                if self._better(value):
-                    self._best = value
-                    self._bad = 0
-                else:
-                    self._bad += 1
-                if self._cooldown > 0:
-                    self._cooldown -= 1
-                    self._bad = 0
-                if self._bad > self.patience:
-                    new_lr = max(self._lr * self.factor, self.min_lr)
-                    if self._lr - new_lr > self.eps:  # torch ignores tinier decays
-                        self._lr = new_lr
-                    self._cooldown = self.cooldown
-                    self._bad = 0
+            value = logs[_monitored(logs, self.monitor)]
+            if self._better(value):
+                self._best = value
+                self._bad = 0
+            else:
+                self._bad += 1
+            if self._cooldown > 0:
+                self._cooldown -= 1
+                self._bad = 0
+            if self._bad > self.patience:
+                new_lr = max(self._lr * self.factor, self.min_lr)
+                if self._lr - new_lr > self.eps:  # torch ignores tinier decays
+                    self._lr = new_lr
+                self._cooldown = self.cooldown
+                self._bad = 0
         return self._lr
 
 
