@@ -10,6 +10,19 @@ from fastnn._validation import (
 )
 
 
+def _caller_level():
+    """The ``stacklevel`` that points a warning at the first caller outside
+    fastnn (the user's ``fit`` call), for the function that calls this."""
+    import sys
+
+    root = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(
+        frame.f_code.co_filename).startswith(root + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 class History:
     """What a ``fit`` did.
 
@@ -147,7 +160,7 @@ class EarlyStopping(Callback):
                     "data; give validation_data or validation_split to stop on "
                     "held-out data")
             if not _say(model, line):
-                warnings.warn(line, UserWarning, stacklevel=3)
+                warnings.warn(line, UserWarning, stacklevel=_caller_level())
 
     def on_epoch_end(self, model, epoch, logs):
         value = _monitor_value(logs, self.monitor)
