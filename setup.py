@@ -11,6 +11,7 @@ import platform
 import sys
 from glob import glob
 
+import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
@@ -58,12 +59,13 @@ extensions = [
     Extension(
         "fastnn._kernels." + os.path.splitext(os.path.basename(path))[0],
         [path],
-        include_dirs=[KERNELS],
+        include_dirs=[KERNELS, np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         depends=glob(os.path.join(KERNELS, "*.h")),
         extra_compile_args=compile_args,
     )
     for path in sorted(glob(os.path.join(KERNELS, "*.pyx")))
-    if not only or os.path.basename(path)[:-4] in only | {"_blas"}
+    if not only or os.path.basename(path)[:-4] in only | {"_blas", "_checks"}
 ]
 
 setup(

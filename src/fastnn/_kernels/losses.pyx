@@ -7,21 +7,26 @@ losses), accumulates the loss in double and, unless ``dY`` is None, writes
 ``dL/dY`` into the preallocated ``dY`` in the same pass. ``dY`` may be the same
 array as ``Y`` (the logits are then overwritten with their gradient).
 
-Preconditions, checked by the public API and not here: ``Y`` (and ``T``) are
-2-D float32/float64 arrays of shape ``(n_samples, n_out)`` with
-``n_samples >= 1`` and ``n_out >= 1`` and finite values; ``T`` and ``dY`` have
-the shape and dtype of ``Y``; ``dY`` is C-contiguous; labels are integers in
-``[0, n_out)``; ``delta > 0``. Empty input does not crash: the loss is NaN.
+Each wrapper checks its arrays (``fastnn._kernels._checks``): ``Y`` (and
+``T``) 2-D float32/float64 of shape ``(n_samples, n_out)``; ``T`` and ``dY``
+of the shape and dtype of ``Y``; ``dY`` C-contiguous and writable; one integer
+label per row, in ``[0, n_out)``; ``delta > 0``. Finite values are the caller's
+business (the public API checks them). Empty input does not crash: the loss is
+NaN.
 """
 from cython cimport floating
-from libc.math cimport NAN, exp, fabs, log, log1p
+from libc.math cimport INFINITY, NAN, exp, fabs, log, log1p
 from libc.stdint cimport int64_t
 
 from fastnn._kernels.vecmath cimport (
     row_max, row_sum, row_sum_exp, vabs, vexp, vlog1p,
 )
 
+from fastnn._kernels._checks cimport is_float32, number
+
 import numpy as np
+
+from fastnn._kernels._checks import labels_loss_args, pointwise_loss_args
 
 __all__ = [
     "binary_cross_entropy_forward_backward",
@@ -217,7 +222,7 @@ cdef double pointwise_c(const floating* Y, const floating* T, Py_ssize_t size,
 
 cdef double _labels_loss(const floating[:, ::1] Yv, object y, object dY,
                          bint hinge) except? -1:
-    cdef const int64_t[::1] yv = np.ascontiguousarray(y, dtype=np.int64)
+    cdef const int64_t[::1] yv = y
     cdef floating[:, ::1] dYv
     cdef floating* g = NULL
     cdef const int64_t* yp = &yv[0] if yv.shape[0] > 0 else NULL
@@ -251,15 +256,17 @@ cdef double _pointwise_loss(const floating[:, ::1] Yv, object T, object dY,
 
 cdef object _labels(object Y, object y, object dY, bint hinge):
     # Dispatch on Y's dtype: dY may be None, so it cannot select the fused type.
+    y = labels_loss_args(Y, y, dY)
     Y = np.ascontiguousarray(Y)
-    if Y.dtype == np.float32:
+    if is_float32(Y):
         return _labels_loss[float](Y, y, dY, hinge)
     return _labels_loss[double](Y, y, dY, hinge)
 
 
 cdef object _pointwise(object Y, object T, object dY, int code, double delta):
+    pointwise_loss_args(Y, T, dY)
     Y = np.ascontiguousarray(Y)
-    if Y.dtype == np.float32:
+    if is_float32(Y):
         return _pointwise_loss[float](Y, T, dY, code, delta)
     return _pointwise_loss[double](Y, T, dY, code, delta)
 
@@ -380,7 +387,7 @@ def mae_forward_backward(Y, T, dY):
     return _pointwise(Y, T, dY, LOSS_MAE, 0.0)
 
 
-def huber_forward_backward(Y, T, double delta, dY):
+def huber_forward_backward(Y, T, delta, dY):
     """L = mean(0.5 d^2 if |d| < delta else delta (|d| - delta/2)), d = Y - T;
     dY = clip(d, -delta, delta) / N.
 
@@ -409,7 +416,8 @@ def huber_forward_backward(Y, T, double delta, dY):
     and dtypes, ``dY`` C-contiguous. The public API validates these; empty
     input returns NaN.
     """
-    return _pointwise(Y, T, dY, LOSS_HUBER, delta)
+    return _pointwise(Y, T, dY, LOSS_HUBER,
+                      number("delta", delta, 0.0, INFINITY, True))
 
 
 def hinge_forward_backward(Y, y, dY):
