@@ -96,3 +96,85 @@ def test_valid_call_still_runs(kernel, backend, dtype):
     import fastnn
 
     table.valid_call(kernel, np.dtype(dtype).type)(fastnn.get_ops(backend))
+
+
+def _fuzz(examples, seed):
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c",
+         f"import sys, _boundary_fuzz as f; sys.exit(f.main({examples}, {seed}))"],
+        capture_output=True, text=True, env=_env(), timeout=900)
+    last = [line for line in proc.stdout.splitlines() if line.startswith("EXAMPLE")]
+    if proc.returncode < 0:
+        raise AssertionError(f"crashed (signal {-proc.returncode}) in the example: "
+                             f"{last[-1] if last else '?'}")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert len(last) >= examples // 2  # the fuzzer did run
+
+
+def test_fuzz_kernels():
+    """Hypothesis over every exported kernel (random None, lists, shapes,
+    dtypes, layouts and index values), in a subprocess: no crash, and both
+    backends return or raise the same TypeError or ValueError. A bounded
+    budget; the slow test below runs a longer one."""
+    _fuzz(300, 0)
+
+
+@pytest.mark.slow
+def test_fuzz_kernels_longer():
+    _fuzz(4000, 1)
+
+
+MEMORY_SCRIPT = r"""
+import resource
+import numpy as np
+import fastnn
+
+ops = fastnn.get_ops("cython")
+d = 1 << 23  # the kernels' scratch: 8 or 16 bytes per column, 64 MB and more
+f = np.float32
+X, Y = np.ones((2, d), f), np.full((2, d), np.nan, f)
+vec = [np.ones(d, f) for _ in range(4)]
+out = [np.full(d, np.nan, f) for _ in range(4)]
+W, dY = np.ones((d, 1), f), np.ones((1, d), f)
+dW, db, dX = np.full((d, 1), np.nan, f), np.full(d, np.nan, f), np.full((1, 1), np.nan, f)
+ops.dense_backward(np.ones((1, 1), f), np.ones((3, 1), f), None, None,
+                   np.ones((1, 3), f), "identity", 0.0, np.empty((1, 1), f),
+                   np.empty((3, 1), f), np.empty(3, f))  # BLAS warmed up
+
+with open("/proc/self/status") as status:
+    vm = next(int(line.split()[1]) for line in status if line.startswith("VmSize"))
+resource.setrlimit(resource.RLIMIT_AS, (vm * 1024 + (16 << 20), resource.RLIM_INFINITY))
+
+calls = {
+    "dense_backward": lambda: ops.dense_backward(np.ones((1, 1), f), W, None, None,
+                                                 dY, "identity", 0.0, dX, dW, db),
+    "batchnorm_forward_train": lambda: ops.batchnorm_forward_train(
+        X, vec[0], vec[1], 1e-5, 0.1, Y, out[0], out[1], out[2], out[3]),
+    "batchnorm_forward_infer": lambda: ops.batchnorm_forward_infer(
+        X, vec[0], vec[1], vec[2], vec[3], 1e-5, Y),
+    "batchnorm_backward": lambda: ops.batchnorm_backward(
+        X, X, vec[0], vec[1], vec[2], Y, out[0], out[1]),
+}
+for name, call in calls.items():
+    try:
+        call()
+        print(name, "returned")
+    except MemoryError:
+        untouched = all(np.isnan(a).all() for a in (Y, dW, dX, db, *out))
+        print(name, "MemoryError", "untouched" if untouched else "written")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS, /proc")
+def test_allocation_failure_is_a_memory_error():
+    """Under an address-space limit that leaves no room for a kernel's scratch
+    memory, the kernels that allocate (dense_backward's db, batchnorm) raise
+    MemoryError and write none of their outputs (they used to return early,
+    silently leaving them unwritten)."""
+    proc = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT], capture_output=True,
+                          text=True, env=_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.split("\n")
+    for name in ("dense_backward", "batchnorm_forward_train",
+                 "batchnorm_forward_infer", "batchnorm_backward"):
+        assert f"{name} MemoryError untouched" in lines, proc.stdout
