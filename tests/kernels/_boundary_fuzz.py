@@ -16,11 +16,10 @@ that crashed it. Run as a script: ``python _boundary_fuzz.py EXAMPLES SEED``.
 import sys
 import traceback
 
+import _boundary_cases as table
 import numpy as np
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
-
-import _boundary_cases as table
 
 DTYPES = (np.float32, np.float64, np.int64, np.int32, np.bool_)
 KERNELS = sorted(table.KERNELS)

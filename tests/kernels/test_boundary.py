@@ -136,7 +136,8 @@ X, Y = np.ones((2, d), f), np.full((2, d), np.nan, f)
 vec = [np.ones(d, f) for _ in range(4)]
 out = [np.full(d, np.nan, f) for _ in range(4)]
 W, dY = np.ones((d, 1), f), np.ones((1, d), f)
-dW, db, dX = np.full((d, 1), np.nan, f), np.full(d, np.nan, f), np.full((1, 1), np.nan, f)
+dW, db = np.full((d, 1), np.nan, f), np.full(d, np.nan, f)
+dX = np.full((1, 1), np.nan, f)
 ops.dense_backward(np.ones((1, 1), f), np.ones((3, 1), f), None, None,
                    np.ones((1, 3), f), "identity", 0.0, np.empty((1, 1), f),
                    np.empty((3, 1), f), np.empty(3, f))  # BLAS warmed up

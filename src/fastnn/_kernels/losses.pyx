@@ -296,9 +296,15 @@ def softmax_cross_entropy_forward_backward(Y, y, dY):
     loss : float
         The mean loss, accumulated in double.
 
-    Preconditions: ``n_samples >= 1``, ``n_classes >= 1``, labels in range,
-    finite logits, ``dY`` C-contiguous of Y's shape and dtype. The public API
-    validates these; empty input returns NaN.
+    Raises
+    ------
+    TypeError
+        If an array is None (dY may be) or not float32/float64 of Y's dtype,
+        or the labels are not integers.
+    ValueError
+        If the shapes do not agree, dY is not C-contiguous and writable,
+        or there is not one label per row in ``[0, n_classes)``.
+        Empty input is allowed: the loss is NaN.
     """
     return _labels(Y, y, dY, False)
 
@@ -324,9 +330,13 @@ def binary_cross_entropy_forward_backward(Y, T, dY):
     loss : float
         The mean loss, accumulated in double.
 
-    Preconditions: ``N >= 1``, finite values, matching shapes and dtypes,
-    ``dY`` C-contiguous. The public API validates these; empty input returns
-    NaN.
+    Raises
+    ------
+    TypeError
+        If an array is None (dY may be) or not float32/float64 of Y's dtype.
+    ValueError
+        If the shapes do not agree, dY is not C-contiguous and writable.
+        Empty input is allowed: the loss is NaN.
     """
     return _pointwise(Y, T, dY, LOSS_BCE, 0.0)
 
@@ -352,9 +362,13 @@ def mse_forward_backward(Y, T, dY):
     loss : float
         The mean loss, accumulated in double.
 
-    Preconditions: ``N >= 1``, finite values, matching shapes and dtypes,
-    ``dY`` C-contiguous. The public API validates these; empty input returns
-    NaN.
+    Raises
+    ------
+    TypeError
+        If an array is None (dY may be) or not float32/float64 of Y's dtype.
+    ValueError
+        If the shapes do not agree, dY is not C-contiguous and writable.
+        Empty input is allowed: the loss is NaN.
     """
     return _pointwise(Y, T, dY, LOSS_MSE, 0.0)
 
@@ -380,9 +394,13 @@ def mae_forward_backward(Y, T, dY):
     loss : float
         The mean loss, accumulated in double.
 
-    Preconditions: ``N >= 1``, finite values, matching shapes and dtypes,
-    ``dY`` C-contiguous. The public API validates these; empty input returns
-    NaN.
+    Raises
+    ------
+    TypeError
+        If an array is None (dY may be) or not float32/float64 of Y's dtype.
+    ValueError
+        If the shapes do not agree, dY is not C-contiguous and writable.
+        Empty input is allowed: the loss is NaN.
     """
     return _pointwise(Y, T, dY, LOSS_MAE, 0.0)
 
@@ -412,9 +430,14 @@ def huber_forward_backward(Y, T, delta, dY):
     loss : float
         The mean loss, accumulated in double.
 
-    Preconditions: ``N >= 1``, finite values, ``delta > 0``, matching shapes
-    and dtypes, ``dY`` C-contiguous. The public API validates these; empty
-    input returns NaN.
+    Raises
+    ------
+    TypeError
+        If an array is None (dY may be) or not float32/float64 of Y's dtype.
+    ValueError
+        If the shapes do not agree, dY is not C-contiguous and writable, or ``delta`` is
+        not > 0.
+        Empty input is allowed: the loss is NaN.
     """
     return _pointwise(Y, T, dY, LOSS_HUBER,
                       number("delta", delta, 0.0, INFINITY, True))
@@ -445,8 +468,14 @@ def hinge_forward_backward(Y, y, dY):
     loss : float
         The mean loss, accumulated in double.
 
-    Preconditions: ``n_samples >= 1``, ``n_classes >= 1``, labels in range,
-    finite scores, ``dY`` C-contiguous of Y's shape and dtype. The public API
-    validates these; empty input returns NaN.
+    Raises
+    ------
+    TypeError
+        If an array is None (dY may be) or not float32/float64 of Y's dtype,
+        or the labels are not integers.
+    ValueError
+        If the shapes do not agree, dY is not C-contiguous and writable,
+        or there is not one label per row in ``[0, n_classes)``.
+        Empty input is allowed: the loss is NaN.
     """
     return _labels(Y, y, dY, True)

@@ -108,8 +108,8 @@ def _rmsprop_update(grad, double lr, double alpha, double eps, double weight_dec
     cdef const floating* g = _cp(G)
     cdef floating* p = _p(param)
     cdef floating* v = _p(square_avg)
-    cdef floating* buf = _p(momentum_buf)
-    cdef floating* ga = _p(grad_avg)
+    cdef floating* buf = NULL if momentum_buf is None else _p(momentum_buf)
+    cdef floating* ga = NULL if grad_avg is None else _p(grad_avg)
     cdef floating a = <floating> alpha, a1 = <floating> (1.0 - alpha)
     cdef floating wd = <floating> weight_decay, e = <floating> eps
     cdef floating mom = <floating> momentum, rate = <floating> lr
