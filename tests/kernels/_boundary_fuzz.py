@@ -55,11 +55,47 @@ def arrays(draw, base, role):
     return base * draw(st.sampled_from([0.0, -1.0, 1e30, np.nan]))
 
 
+def _plan(ops, **args):
+    # The steps done are not compared: the first backend's run changes the
+    # parameters that the second one starts from.
+    ops.MLPPlan(*args.values()).run(0, 2, 0.01, 0)
+
+
+def _stack(ops, layers, X, out):
+    return ops.DenseStack(layers).forward(X, out)
+
+
+@st.composite
+def structured(draw, kind, t):
+    """(kind, dtype, args) for MLPPlan or DenseStack, some arrays replaced:
+    top-level ones, a layer's, or an optimizer state's."""
+    if kind == "MLPPlan":
+        args = table._plan_args(t)
+        args["state"] = list(args["state"])
+    else:
+        args = {"layers": [list(la) for la in table._stack_layers(t)],
+                "X": table._a(t, table.N, table.D),
+                "out": np.zeros((table.N, table.K), t)}
+    slots = [(args, k) for k, v in args.items() if isinstance(v, np.ndarray)]
+    slots += [(la, j) for la in args["layers"] for j, v in enumerate(la)
+              if isinstance(v, np.ndarray)]
+    if kind == "MLPPlan":
+        slots += [(args["state"], j) for j in range(len(args["state"]))]
+    picked = draw(st.lists(st.sampled_from(range(len(slots))), max_size=3,
+                           unique=True))
+    for i in picked:
+        holder, key = slots[i]
+        holder[key] = draw(arrays(holder[key], "in"))
+    return args
+
+
 @st.composite
 def calls(draw):
     """(kernel, dtype name, args): one kernel call with random arguments."""
-    kernel = draw(st.sampled_from(KERNELS))
+    kernel = draw(st.sampled_from(KERNELS + ["MLPPlan", "DenseStack"]))
     dtype = draw(st.sampled_from(["float32", "float64"]))
+    if kernel in ("MLPPlan", "DenseStack"):
+        return kernel, dtype, draw(structured(kernel, np.dtype(dtype).type))
     factory, roles, _ = table.KERNELS[kernel]
     args = factory(np.dtype(dtype).type)
     names = sorted(roles)
@@ -73,6 +109,8 @@ def calls(draw):
 def _describe(args):
     out = []
     for k, v in args.items():
+        if k == "layers":
+            v = [_describe(dict(enumerate(la))) for la in v]
         if isinstance(v, np.ndarray):
             flags = "" if v.flags.c_contiguous else " strided"
             flags += "" if v.flags.writeable else " readonly"
@@ -86,12 +124,13 @@ def _outcome(fn, args):
     # Both backends get the same arrays: no check depends on float values, and
     # the kernels write only float outputs (and maxout's argmax, in range).
     try:
-        fn(*args.values())
+        result = fn(**args)
     except (TypeError, ValueError) as exc:
         return type(exc).__name__
     except Exception as exc:  # noqa: BLE001 - any other type is a finding
         return f"{type(exc).__name__}: {exc}"
-    return "ok"
+    # the stack's X accepted (True) or declined (False)
+    return f"ok {result}" if isinstance(result, bool) else "ok"
 
 
 def main(examples, seed_value):
@@ -106,9 +145,13 @@ def main(examples, seed_value):
     def check(call):
         kernel, dtype, args = call
         print("EXAMPLE", kernel, dtype, _describe(args), flush=True)
-        got = {b: _outcome(getattr(ops, kernel), args)
-               for b, ops in (("cython", cy), ("numpy", ref))}
-        assert got["cython"] == got["numpy"] and got["cython"] in (
+        got = {}
+        for backend, ops in (("cython", cy), ("numpy", ref)):
+            fn = {"MLPPlan": lambda **a: _plan(ops, **a),
+                  "DenseStack": lambda **a: _stack(ops, **a)}.get(
+                      kernel, getattr(ops, kernel))
+            got[backend] = _outcome(fn, args)
+        assert got["cython"] == got["numpy"] and got["cython"].split()[0] in (
             "ok", "TypeError", "ValueError"), f"{kernel} {dtype}: {got}"
 
     try:
