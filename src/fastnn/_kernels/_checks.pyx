@@ -82,11 +82,13 @@ cdef str _dims(Py_ssize_t n0, Py_ssize_t n1):
 
 
 cpdef int shape(str name, object a, Py_ssize_t n0, Py_ssize_t n1=NOAXIS) except -1:
-    """``a.shape == (n0,)`` (n1 = NOAXIS) or ``(n0, n1)``; ANY matches any length.
-    ``a`` is an ndarray (checked before)."""
-    cdef cnp.ndarray arr = <cnp.ndarray> a
+    """``a.shape == (n0,)`` (n1 = NOAXIS) or ``(n0, n1)``; ANY matches any length."""
+    cdef cnp.ndarray arr
     cdef int ndim = 1 if n1 == NOAXIS else 2
-    cdef cnp.npy_intp* dims = cnp.PyArray_DIMS(arr)
+    cdef cnp.npy_intp* dims
+    _array(name, a)
+    arr = <cnp.ndarray> a
+    dims = cnp.PyArray_DIMS(arr)
     if cnp.PyArray_NDIM(arr) != ndim:
         raise ValueError(f"{name}: must be {ndim}-D of shape {_dims(n0, n1)}, got "
                          f"shape {a.shape}")
