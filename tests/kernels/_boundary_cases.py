@@ -231,6 +231,42 @@ KERNELS = {
 }
 
 
+# The counter-based random streams (where this build has them): their outputs
+# may have any 1-D or 2-D shape, X must match out.
+STREAM = dict(seed=7, epoch=1, step=2, layer=3)
+
+
+def _uniform(t):
+    return dict(**STREAM, out=_a(t, N, K))
+
+
+def _mask(t):
+    return dict(**STREAM, p=0.5, mask_out=_a(t, N, K))
+
+
+def _noise(t):
+    return dict(**STREAM, std=0.1, X=_a(t, N, K), out=_a(t, N, K))
+
+
+def _stream_kernels():
+    import fastnn
+
+    if not hasattr(fastnn.get_ops("numpy"), "philox_uniform"):
+        return {}
+    any_shape = ("short", "long", "short1", "ndim", "other")
+    return {
+        "philox_uniform": (_uniform, dict(out="stream"), any_shape),
+        "philox_normal": (_uniform, dict(out="stream"), any_shape),
+        "dropout_mask_philox": (_mask, dict(mask_out="stream"), any_shape),
+        # X may be a list when out is float64: not a case
+        "gaussian_noise_philox": (_noise, dict(X="in", out="stream"),
+                                  any_shape + ("X:list",)),
+    }
+
+
+KERNELS.update(_stream_kernels())
+
+
 def _other(dtype):
     return np.float64 if np.dtype(dtype) == np.float32 else np.float32
 
@@ -260,12 +296,14 @@ def _array_mutations(a, role):
         cases.append(("other", a.astype(other), TypeError))
     else:
         cases.append(("int32", a.astype(np.int32), TypeError))
+    if role == "stream":
+        cases.append(("3d", a[None], ValueError))
     cases += [("ndim", a.reshape(-1) if a.ndim == 2 else a[None, :], ValueError),
               ("short", a[:-1].copy(), ValueError),
               ("long", np.concatenate([a, a[:1]]), ValueError)]
     if a.ndim == 2:
         cases.append(("short1", a[:, :-1].copy(), ValueError))
-    if role in ("out", "optout", "index"):
+    if role in ("out", "optout", "index", "stream"):
         cases += [("strided", _strided(a), ValueError),
                   ("readonly", _readonly(a), ValueError)]
     if role == "labels" and integer:
@@ -317,6 +355,19 @@ def _special(kernel, dtype):
     if kernel in ("dropout_forward", "dropout_backward"):
         cases += [("p:1", {"p": 1.0}, ValueError), ("p:-0.1", {"p": -0.1}, ValueError),
                   ("p:none", {"p": None}, TypeError)]
+    if "seed" in args:
+        cases += [("seed:-1", {"seed": -1}, ValueError),
+                  ("seed:2**128", {"seed": 2**128}, ValueError),
+                  ("seed:float", {"seed": 1.5}, TypeError),
+                  ("epoch:none", {"epoch": None}, TypeError),
+                  ("layer:2**64", {"layer": 2**64}, ValueError)]
+    if kernel == "dropout_mask_philox":
+        cases += [("p:1", {"p": 1.0}, ValueError), ("p:none", {"p": None}, TypeError)]
+    if kernel == "gaussian_noise_philox":
+        buf = _a(dtype, N * K + 1)
+        cases += [("std:-1", {"std": -1.0}, ValueError),
+                  ("X:overlaps-out", {"X": buf[1:].reshape(N, K),
+                                      "out": buf[:-1].reshape(N, K)}, ValueError)]
     if kernel == "adam_update":
         cases.append(("amsgrad:no-max", {"max_exp_avg_sq": None}, TypeError))
     return cases

@@ -179,3 +179,12 @@ def test_allocation_failure_is_a_memory_error():
     for name in ("dense_backward", "batchnorm_forward_train",
                  "batchnorm_forward_infer", "batchnorm_backward"):
         assert f"{name} MemoryError untouched" in lines, proc.stdout
+
+
+def test_table_covers_every_exported_function():
+    """A function that ``get_ops`` exports and the table does not know is a
+    function whose bad input nobody tries."""
+    import fastnn
+
+    exported = set(vars(fastnn.get_ops("cython"))) - {"name"}
+    assert exported == set(table.KERNELS) | {"MLPPlan", "DenseStack"}

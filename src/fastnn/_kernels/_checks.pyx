@@ -19,6 +19,8 @@ cimport numpy as cnp
 from libc.math cimport isfinite
 from libc.stdint cimport int64_t
 
+import numbers
+
 import numpy as np
 
 cnp.import_array()
@@ -165,6 +167,19 @@ cpdef double number(str name, object value, double low, double high,
         raise ValueError(f"{name}: must be {'<' if high_open else '<='} {high}, "
                          f"got {x}")
     return x
+
+
+def integer(name, value, low, high):
+    """An integer (not a bool) in ``[low, high]``, as a Python int of any size
+    (seeds and stream positions: up to 2**128)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: must be an integer, got {value!r}")
+    value = int(value)
+    if value < low:
+        raise ValueError(f"{name}: must be >= {low}, got {value}")
+    if value > high:
+        raise ValueError(f"{name}: must be <= {high}, got {value}")
+    return value
 
 
 cpdef Py_ssize_t count(str name, object value, Py_ssize_t low) except -1:
