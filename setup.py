@@ -11,6 +11,7 @@ import platform
 import sys
 from glob import glob
 
+import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -59,12 +60,13 @@ extensions = [
     Extension(
         "fastnn._kernels." + os.path.splitext(os.path.basename(path))[0],
         [path],
-        include_dirs=[KERNELS],
+        include_dirs=[KERNELS, np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         depends=glob(os.path.join(KERNELS, "*.h")),
         extra_compile_args=compile_args,
     )
     for path in sorted(glob(os.path.join(KERNELS, "*.pyx")))
-    if not only or os.path.basename(path)[:-4] in only | {"_blas"}
+    if not only or os.path.basename(path)[:-4] in only | {"_blas", "_checks"}
 ]
 
 # Build jobs: FASTNN_BUILD_JOBS, else one per core. Cythonizing in a process

@@ -159,7 +159,7 @@ def test_backward_reads_only_what_it_needs(mod, act, rng):
 @pytest.mark.parametrize("mod", BACKENDS, ids=BACKEND_IDS)
 def test_unknown_activation_raises(mod):
     Z = np.zeros((2, 2))
-    with pytest.raises(KeyError):
+    with pytest.raises(ValueError, match="activation: unknown 'swish'"):
         mod.activation_forward(Z, "swish", 0.0, Z.copy())
 
 

@@ -373,12 +373,12 @@ def test_kernel_refuses_bad_param_and_state(name, cid, overrides, dtype, rng):
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_kernel_refuses_grad_of_another_dtype(name, dtype, rng):
     """grad is converted to C order but not cast: a float64 grad for float32
-    parameters (or the reverse) is a ValueError, not a silent reinterpretation."""
+    parameters (or the reverse) is a TypeError, not a silent reinterpretation."""
     other = np.float64 if dtype == np.float32 else np.float32
     hp = hyper(name, {})
     p0, grads = make(rng, 9, dtype, steps=1)
     param, state = p0.copy(), new_state(name, 9, dtype)
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError, match="grad: must be"):
         call(cy, name, grads[0].astype(other), hp, 1, param, state)
     assert_array_equal(param, p0)
 

@@ -8,7 +8,7 @@ the derivative at 0 (``relu'(0) = 0``, ``leaky_relu'(0) = slope``, elu and selu
 take their ``x <= 0`` branch).
 """
 from cython cimport floating
-from libc.math cimport fabs, fabsf
+from libc.math cimport INFINITY, fabs, fabsf
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 
@@ -16,7 +16,14 @@ from fastnn._kernels.vecmath cimport (
     row_max, row_sum, vexp, vexpm1, vgelu, vgelu_grad, vlog1p, vtanh,
 )
 
+from fastnn._kernels._checks cimport choice, count, is_float32, number
+
 import numpy as np
+
+from fastnn._kernels._checks import (
+    activation_backward_args, elementwise_args, maxout_backward_args,
+    maxout_forward_args, prelu_args,
+)
 
 __all__ = [
     "activation_backward",
@@ -428,7 +435,14 @@ NEEDS_INPUT = frozenset(
 )
 
 
-def activation_forward(Z, str activation, double alpha, floating[:, ::1] Y):
+cdef int _act_forward(const floating[:, ::1] Zv, int act, double alpha,
+                      floating[:, ::1] Y) except -1:
+    with nogil:
+        act_forward(_cptr(Zv), Zv.shape[0] * Zv.shape[1], act, alpha, _ptr(Y))
+    return 0
+
+
+def activation_forward(Z, str activation, double alpha, Y):
     """Y = f(Z), elementwise.
 
     Parameters
@@ -444,20 +458,41 @@ def activation_forward(Z, str activation, double alpha, floating[:, ::1] Y):
 
     Raises
     ------
-    KeyError
-        If ``activation`` is not a canonical name.
-
-    Preconditions: same shape and dtype; the public API validates this.
+    TypeError
+        If Z or Y is None or not float32/float64 of one dtype.
+    ValueError
+        If ``activation`` is not a canonical name, the shapes differ, or Y is
+        not C-contiguous and writable.
     """
-    cdef int act = ACTIVATION_CODES[activation]
-    cdef const floating[:, ::1] Zv = np.ascontiguousarray(Z)
-    cdef Py_ssize_t n = Zv.shape[0] * Zv.shape[1]
+    cdef int act = choice("activation", activation, ACTIVATION_CODES)
+    elementwise_args(("Z",), (Z,), "Y", Y)
+    Z = np.ascontiguousarray(Z)
+    if is_float32(Y):
+        _act_forward[float](Z, act, alpha, Y)
+    else:
+        _act_forward[double](Z, act, alpha, Y)
+
+
+cdef int _act_backward(Z, Y, const floating[:, ::1] dYv, int act, double alpha,
+                       floating[:, ::1] dZ) except -1:
+    cdef const floating[:, ::1] Zv
+    cdef const floating[:, ::1] Yv
+    cdef const floating* zp = NULL
+    cdef const floating* yp = NULL
+    if act != ACT_IDENTITY:
+        if act_needs_input(act):
+            Zv = np.ascontiguousarray(Z)
+            zp = _cptr(Zv)
+        else:
+            Yv = np.ascontiguousarray(Y)
+            yp = _cptr(Yv)
     with nogil:
-        act_forward(_cptr(Zv), n, act, alpha, _ptr(Y))
+        act_backward(zp, yp, _cptr(dYv), dYv.shape[0] * dYv.shape[1], act, alpha,
+                     _ptr(dZ))
+    return 0
 
 
-def activation_backward(Z, Y, dY, str activation, double alpha,
-                        floating[:, ::1] dZ):
+def activation_backward(Z, Y, dY, str activation, double alpha, dZ):
     """dZ = dY * f'(Z), elementwise, with torch's value of f' at kinks.
 
     Parameters
@@ -476,36 +511,31 @@ def activation_backward(Z, Y, dY, str activation, double alpha,
 
     Raises
     ------
+    TypeError
+        If dY or dZ is None, or the arrays are not float32/float64 of one dtype.
     ValueError
-        If the activation needs ``Z`` (or ``Y``) and it is None.
+        If the activation needs ``Z`` (or ``Y``) and it is None, is unknown, the
+        shapes differ, or dZ is not C-contiguous and writable.
     """
-    cdef int act = ACTIVATION_CODES[activation]
-    cdef const floating[:, ::1] dYv = np.ascontiguousarray(dY)
-    cdef const floating[:, ::1] Zv
-    cdef const floating[:, ::1] Yv
-    cdef const floating* zp = NULL
-    cdef const floating* yp = NULL
-    cdef Py_ssize_t n = dYv.shape[0] * dYv.shape[1]
-    if act != ACT_IDENTITY:
-        if act_needs_input(act):
-            if Z is None:
-                raise ValueError(
-                    f"activation_backward: activation {activation!r} needs Z"
-                )
-            Zv = np.ascontiguousarray(Z)
-            zp = _cptr(Zv)
-        else:
-            if Y is None:
-                raise ValueError(
-                    f"activation_backward: activation {activation!r} needs Y"
-                )
-            Yv = np.ascontiguousarray(Y)
-            yp = _cptr(Yv)
+    cdef int act = choice("activation", activation, ACTIVATION_CODES)
+    needs = ("" if act == ACT_IDENTITY else "Z" if act_needs_input(act) else "Y")
+    activation_backward_args(Z, Y, dY, activation, needs, dZ)
+    dY = np.ascontiguousarray(dY)
+    if is_float32(dZ):
+        _act_backward[float](Z, Y, dY, act, alpha, dZ)
+    else:
+        _act_backward[double](Z, Y, dY, act, alpha, dZ)
+
+
+cdef int _softmax_forward(const floating[:, ::1] Xv, double temperature,
+                          floating[:, ::1] Y) except -1:
     with nogil:
-        act_backward(zp, yp, _cptr(dYv), n, act, alpha, _ptr(dZ))
+        softmax_forward_c(_cptr(Xv), Xv.shape[0], Xv.shape[1], temperature,
+                          _ptr(Y))
+    return 0
 
 
-def softmax_forward(X, double temperature, floating[:, ::1] Y):
+def softmax_forward(X, temperature, Y):
     """Y = softmax(X / T) per row, after subtracting the row maximum.
 
     Parameters
@@ -517,13 +547,24 @@ def softmax_forward(X, double temperature, floating[:, ::1] Y):
         Output, written in place; may be ``X`` itself. The row sums run in
         double.
     """
-    cdef const floating[:, ::1] Xv = np.ascontiguousarray(X)
+    cdef double t = number("temperature", temperature, 0.0, INFINITY, True)
+    elementwise_args(("X",), (X,), "Y", Y)
+    X = np.ascontiguousarray(X)
+    if is_float32(Y):
+        _softmax_forward[float](X, t, Y)
+    else:
+        _softmax_forward[double](X, t, Y)
+
+
+cdef int _softmax_backward(const floating[:, ::1] Yv, const floating[:, ::1] dYv,
+                           double temperature, floating[:, ::1] dX) except -1:
     with nogil:
-        softmax_forward_c(_cptr(Xv), Xv.shape[0], Xv.shape[1], temperature,
-                          _ptr(Y))
+        softmax_backward_c(_cptr(Yv), _cptr(dYv), Yv.shape[0], Yv.shape[1],
+                           temperature, _ptr(dX))
+    return 0
 
 
-def softmax_backward(Y, dY, double temperature, floating[:, ::1] dX):
+def softmax_backward(Y, dY, temperature, dX):
     """dX = Y * (dY - sum(dY * Y, axis=1, keepdims=True)) / T.
 
     Parameters
@@ -532,18 +573,31 @@ def softmax_backward(Y, dY, double temperature, floating[:, ::1] dX):
         The output of ``softmax_forward``.
     dY : ndarray of shape (n_samples, n_classes)
     temperature : float
+        ``T > 0``.
     dX : ndarray of shape (n_samples, n_classes)
         Output, written in place; may be ``dY`` or ``Y``. The row dot
         products run in double.
     """
-    cdef const floating[:, ::1] Yv = np.ascontiguousarray(Y)
-    cdef const floating[:, ::1] dYv = np.ascontiguousarray(dY)
+    cdef double t = number("temperature", temperature, 0.0, INFINITY, True)
+    elementwise_args(("Y", "dY"), (Y, dY), "dX", dX)
+    Y = np.ascontiguousarray(Y)
+    dY = np.ascontiguousarray(dY)
+    if is_float32(dX):
+        _softmax_backward[float](Y, dY, t, dX)
+    else:
+        _softmax_backward[double](Y, dY, t, dX)
+
+
+cdef int _prelu_forward(const floating[:, ::1] Xv, const floating[::1] av,
+                        floating[:, ::1] Y) except -1:
+    cdef bint shared = av.shape[0] == 1
     with nogil:
-        softmax_backward_c(_cptr(Yv), _cptr(dYv), Yv.shape[0], Yv.shape[1],
-                           temperature, _ptr(dX))
+        prelu_forward_c(_cptr(Xv), &av[0] if av.shape[0] else NULL,
+                        Xv.shape[0], Xv.shape[1], shared, _ptr(Y))
+    return 0
 
 
-def prelu_forward(X, a, floating[:, ::1] Y):
+def prelu_forward(X, a, Y):
     """Y = max(0, X) + a * min(0, X), a per column or shared.
 
     Parameters
@@ -555,15 +609,27 @@ def prelu_forward(X, a, floating[:, ::1] Y):
     Y : ndarray of shape (n_samples, n_units)
         Output, written in place; may be ``X``.
     """
-    cdef const floating[:, ::1] Xv = np.ascontiguousarray(X)
-    cdef const floating[::1] av = np.ascontiguousarray(a)
+    prelu_args(X, a, None, Y, None, False)
+    X = np.ascontiguousarray(X)
+    a = np.ascontiguousarray(a)
+    if is_float32(Y):
+        _prelu_forward[float](X, a, Y)
+    else:
+        _prelu_forward[double](X, a, Y)
+
+
+cdef int _prelu_backward(const floating[:, ::1] Xv, const floating[::1] av,
+                         const floating[:, ::1] dYv, floating[:, ::1] dX,
+                         floating[::1] da) except -1:
     cdef bint shared = av.shape[0] == 1
     with nogil:
-        prelu_forward_c(_cptr(Xv), &av[0] if av.shape[0] else NULL,
-                        Xv.shape[0], Xv.shape[1], shared, _ptr(Y))
+        prelu_backward_c(_cptr(Xv), &av[0] if av.shape[0] else NULL, _cptr(dYv),
+                         Xv.shape[0], Xv.shape[1], shared, _ptr(dX),
+                         &da[0] if da.shape[0] else NULL)
+    return 0
 
 
-def prelu_backward(X, a, dY, floating[:, ::1] dX, floating[::1] da):
+def prelu_backward(X, a, dY, dX, da):
     """dX = dY * (1 if X > 0 else a); da = sum(dY * min(0, X)).
 
     Parameters
@@ -578,18 +644,26 @@ def prelu_backward(X, a, dY, floating[:, ::1] dX, floating[::1] da):
         Output, overwritten (not accumulated): the sum over rows, and over
         columns too when ``a`` is shared, accumulated in double.
     """
-    cdef const floating[:, ::1] Xv = np.ascontiguousarray(X)
-    cdef const floating[::1] av = np.ascontiguousarray(a)
-    cdef const floating[:, ::1] dYv = np.ascontiguousarray(dY)
-    cdef bint shared = av.shape[0] == 1
+    prelu_args(X, a, dY, dX, da, True)
+    X = np.ascontiguousarray(X)
+    a = np.ascontiguousarray(a)
+    dY = np.ascontiguousarray(dY)
+    if is_float32(dX):
+        _prelu_backward[float](X, a, dY, dX, da)
+    else:
+        _prelu_backward[double](X, a, dY, dX, da)
+
+
+cdef int _maxout_forward(const floating[:, ::1] Xv, Py_ssize_t pieces,
+                         floating[:, ::1] Y, int64_t[:, ::1] argmax) except -1:
     with nogil:
-        prelu_backward_c(_cptr(Xv), &av[0] if av.shape[0] else NULL, _cptr(dYv),
-                         Xv.shape[0], Xv.shape[1], shared, _ptr(dX),
-                         &da[0] if da.shape[0] else NULL)
+        maxout_forward_c(_cptr(Xv), Y.shape[0], Y.shape[1], pieces, _ptr(Y),
+                         &argmax[0, 0] if argmax.shape[0] * argmax.shape[1]
+                         else NULL)
+    return 0
 
 
-def maxout_forward(X, Py_ssize_t pieces, floating[:, ::1] Y,
-                   int64_t[:, ::1] argmax):
+def maxout_forward(X, pieces, Y, argmax):
     """Y[i, j] = max(X[i, j * pieces:(j + 1) * pieces]), with its argmax.
 
     Parameters
@@ -602,28 +676,38 @@ def maxout_forward(X, Py_ssize_t pieces, floating[:, ::1] Y,
     argmax : ndarray of int64 of shape (n_samples, n_units)
         Output: the winning piece within each group, the first on ties.
     """
-    cdef const floating[:, ::1] Xv = np.ascontiguousarray(X)
+    maxout_forward_args(X, pieces, Y, argmax)
+    X = np.ascontiguousarray(X)
+    if is_float32(Y):
+        _maxout_forward[float](X, pieces, Y, argmax)
+    else:
+        _maxout_forward[double](X, pieces, Y, argmax)
+
+
+cdef int _maxout_backward(const floating[:, ::1] dYv, const int64_t[:, ::1] Av,
+                          Py_ssize_t pieces, floating[:, ::1] dX) except -1:
     with nogil:
-        maxout_forward_c(_cptr(Xv), Y.shape[0], Y.shape[1], pieces, _ptr(Y),
-                         &argmax[0, 0] if argmax.shape[0] * argmax.shape[1]
-                         else NULL)
+        maxout_backward_c(_cptr(dYv),
+                          &Av[0, 0] if Av.shape[0] * Av.shape[1] else NULL,
+                          dYv.shape[0], dYv.shape[1], pieces, _ptr(dX))
+    return 0
 
 
-def maxout_backward(dY, argmax, Py_ssize_t pieces, floating[:, ::1] dX):
+def maxout_backward(dY, argmax, pieces, dX):
     """dX = 0, then dX[i, j * pieces + argmax[i, j]] = dY[i, j].
 
     Parameters
     ----------
     dY : ndarray of shape (n_samples, n_units)
-    argmax : ndarray of int64 of shape (n_samples, n_units)
+    argmax : ndarray of integers of shape (n_samples, n_units)
         From ``maxout_forward``; every entry in ``[0, pieces)``.
     pieces : int
     dX : ndarray of shape (n_samples, n_units * pieces)
         Output, written in place.
     """
-    cdef const floating[:, ::1] dYv = np.ascontiguousarray(dY)
-    cdef const int64_t[:, ::1] Av = np.ascontiguousarray(argmax)
-    with nogil:
-        maxout_backward_c(_cptr(dYv),
-                          &Av[0, 0] if Av.shape[0] * Av.shape[1] else NULL,
-                          dYv.shape[0], dYv.shape[1], pieces, _ptr(dX))
+    argmax = maxout_backward_args(dY, argmax, pieces, dX)
+    dY = np.ascontiguousarray(dY)
+    if is_float32(dX):
+        _maxout_backward[float](dY, argmax, pieces, dX)
+    else:
+        _maxout_backward[double](dY, argmax, pieces, dX)

@@ -10,21 +10,25 @@ from libc.stdlib cimport free, malloc
 
 import numpy as np
 
+from fastnn._kernels._checks import batchnorm_args
+
+
 __all__ = ["batchnorm_backward", "batchnorm_forward_infer", "batchnorm_forward_train"]
 
 
-cdef void bn_train_c(const floating* X, Py_ssize_t n, Py_ssize_t d,
+cdef int bn_train_c(const floating* X, Py_ssize_t n, Py_ssize_t d,
                      const floating* gamma, const floating* beta, double eps,
                      double momentum, floating* Y, floating* mean, floating* invstd,
-                     floating* running_mean, floating* running_var) noexcept nogil:
-    """Y = (X - mean) * invstd * gamma + beta; running stats updated."""
+                    floating* running_mean, floating* running_var) noexcept nogil:
+    """Y = (X - mean) * invstd * gamma + beta; running stats updated.
+    0, or -1 if out of memory (then nothing is written)."""
     cdef Py_ssize_t i, j
     cdef double* acc = <double*> malloc(2 * d * sizeof(double))
     cdef double* mu
     cdef double* var
     cdef double diff, scale, shift
     if acc == NULL:
-        return
+        return -1
     mu = acc
     var = acc + d
     for j in range(d):
@@ -53,17 +57,19 @@ cdef void bn_train_c(const floating* X, Py_ssize_t n, Py_ssize_t d,
         for j in range(d):
             Y[i * d + j] = <floating> (X[i * d + j] * var[j] + mu[j])
     free(acc)
+    return 0
 
 
-cdef void bn_infer_c(const floating* X, Py_ssize_t n, Py_ssize_t d,
+cdef int bn_infer_c(const floating* X, Py_ssize_t n, Py_ssize_t d,
                      const floating* gamma, const floating* beta,
                      const floating* running_mean, const floating* running_var,
-                     double eps, floating* Y) noexcept nogil:
-    """Y = (X - running_mean) / sqrt(running_var + eps) * gamma + beta."""
+                    double eps, floating* Y) noexcept nogil:
+    """Y = (X - running_mean) / sqrt(running_var + eps) * gamma + beta.
+    0, or -1 if out of memory (then nothing is written)."""
     cdef Py_ssize_t i, j
     cdef double* acc = <double*> malloc(2 * d * sizeof(double))
     if acc == NULL:
-        return
+        return -1
     for j in range(d):
         acc[j] = gamma[j] / sqrt(running_var[j] + eps)
         acc[d + j] = beta[j] - running_mean[j] * acc[j]
@@ -71,20 +77,22 @@ cdef void bn_infer_c(const floating* X, Py_ssize_t n, Py_ssize_t d,
         for j in range(d):
             Y[i * d + j] = <floating> (X[i * d + j] * acc[j] + acc[d + j])
     free(acc)
+    return 0
 
 
-cdef void bn_backward_c(const floating* X, const floating* dY, Py_ssize_t n,
+cdef int bn_backward_c(const floating* X, const floating* dY, Py_ssize_t n,
                         Py_ssize_t d, const floating* gamma, const floating* mean,
                         const floating* invstd, floating* dX, floating* dgamma,
-                        floating* dbeta) noexcept nogil:
-    """dX = gamma * invstd / n * (n dY - sum dY - xhat * sum(dY xhat))."""
+                       floating* dbeta) noexcept nogil:
+    """dX = gamma * invstd / n * (n dY - sum dY - xhat * sum(dY xhat)).
+    0, or -1 if out of memory (then nothing is written)."""
     cdef Py_ssize_t i, j
     cdef double* acc = <double*> malloc(2 * d * sizeof(double))
     cdef double* sdy
     cdef double* sdyx
     cdef double xhat, g
     if acc == NULL:
-        return
+        return -1
     sdy = acc
     sdyx = acc + d
     for j in range(d):
@@ -104,20 +112,6 @@ cdef void bn_backward_c(const floating* X, const floating* dY, Py_ssize_t n,
             dX[i * d + j] = <floating> (gamma[j] * invstd[j] / n * (
                 n * <double> dY[i * d + j] - sdy[j] - xhat * sdyx[j]))
     free(acc)
-
-
-cdef int check_vectors(Py_ssize_t d, names, vectors) except -1:
-    for name, v in zip(names, vectors):
-        if v.shape[0] != d:
-            raise ValueError(f"{name}: must have {d} entries (n_features), got "
-                             f"{v.shape[0]}")
-    return 0
-
-
-cdef int check_matrix(Py_ssize_t n, Py_ssize_t d, name, Py_ssize_t rows,
-                      Py_ssize_t cols) except -1:
-    if rows != n or cols != d:
-        raise ValueError(f"{name}: must have shape ({n}, {d}), got ({rows}, {cols})")
     return 0
 
 
@@ -126,14 +120,15 @@ def _train(const floating[:, ::1] X, const floating[::1] gamma,
            floating[:, ::1] Y, floating[::1] mean, floating[::1] invstd,
            floating[::1] running_mean, floating[::1] running_var):
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
-    check_matrix(n, d, "Y", Y.shape[0], Y.shape[1])
-    check_vectors(d, ("gamma", "beta", "mean", "invstd", "running_mean", "running_var"),
-                  (gamma, beta, mean, invstd, running_mean, running_var))
+    cdef int status
     if n == 0 or d == 0:
         return
     with nogil:
-        bn_train_c(&X[0, 0], n, d, &gamma[0], &beta[0], eps, momentum, &Y[0, 0],
-                   &mean[0], &invstd[0], &running_mean[0], &running_var[0])
+        status = bn_train_c(&X[0, 0], n, d, &gamma[0], &beta[0], eps, momentum,
+                            &Y[0, 0], &mean[0], &invstd[0], &running_mean[0],
+                            &running_var[0])
+    if status < 0:
+        raise MemoryError("batchnorm_forward_train: out of memory")
 
 
 def batchnorm_forward_train(X, gamma, beta, eps, momentum, Y, mean, invstd,
@@ -152,6 +147,10 @@ def batchnorm_forward_train(X, gamma, beta, eps, momentum, Y, mean, invstd,
         Updated in place: ``(1 - momentum) * running + momentum * batch``, with
         the unbiased variance, as torch.
     """
+    batchnorm_args(X, None, (("gamma", gamma, False), ("beta", beta, False),
+                             ("mean", mean, True), ("invstd", invstd, True),
+                             ("running_mean", running_mean, True),
+                             ("running_var", running_var, True)), "Y", Y)
     _train(np.ascontiguousarray(X), gamma, beta, eps, momentum, Y, mean, invstd,
            running_mean, running_var)
 
@@ -160,18 +159,21 @@ def _infer(const floating[:, ::1] X, const floating[::1] gamma,
            const floating[::1] beta, const floating[::1] running_mean,
            const floating[::1] running_var, double eps, floating[:, ::1] Y):
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
-    check_matrix(n, d, "Y", Y.shape[0], Y.shape[1])
-    check_vectors(d, ("gamma", "beta", "running_mean", "running_var"),
-                  (gamma, beta, running_mean, running_var))
+    cdef int status
     if n == 0 or d == 0:
         return
     with nogil:
-        bn_infer_c(&X[0, 0], n, d, &gamma[0], &beta[0], &running_mean[0],
-                   &running_var[0], eps, &Y[0, 0])
+        status = bn_infer_c(&X[0, 0], n, d, &gamma[0], &beta[0], &running_mean[0],
+                            &running_var[0], eps, &Y[0, 0])
+    if status < 0:
+        raise MemoryError("batchnorm_forward_infer: out of memory")
 
 
 def batchnorm_forward_infer(X, gamma, beta, running_mean, running_var, eps, Y):
     """Y = (X - running_mean) / sqrt(running_var + eps) * gamma + beta."""
+    batchnorm_args(X, None, (("gamma", gamma, False), ("beta", beta, False),
+                             ("running_mean", running_mean, False),
+                             ("running_var", running_var, False)), "Y", Y)
     _infer(np.ascontiguousarray(X), gamma, beta, running_mean, running_var, eps, Y)
 
 
@@ -180,15 +182,14 @@ def _backward(const floating[:, ::1] X, const floating[:, ::1] dY,
               const floating[::1] invstd, floating[:, ::1] dX,
               floating[::1] dgamma, floating[::1] dbeta):
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
-    check_matrix(n, d, "dY", dY.shape[0], dY.shape[1])
-    check_matrix(n, d, "dX", dX.shape[0], dX.shape[1])
-    check_vectors(d, ("gamma", "mean", "invstd", "dgamma", "dbeta"),
-                  (gamma, mean, invstd, dgamma, dbeta))
+    cdef int status
     if n == 0 or d == 0:
         return
     with nogil:
-        bn_backward_c(&X[0, 0], &dY[0, 0], n, d, &gamma[0], &mean[0], &invstd[0],
-                      &dX[0, 0], &dgamma[0], &dbeta[0])
+        status = bn_backward_c(&X[0, 0], &dY[0, 0], n, d, &gamma[0], &mean[0],
+                               &invstd[0], &dX[0, 0], &dgamma[0], &dbeta[0])
+    if status < 0:
+        raise MemoryError("batchnorm_backward: out of memory")
 
 
 def batchnorm_backward(X, dY, gamma, mean, invstd, dX, dgamma, dbeta):
@@ -197,5 +198,8 @@ def batchnorm_backward(X, dY, gamma, mean, invstd, dX, dgamma, dbeta):
 
     dgamma and dbeta are written, not accumulated.
     """
+    batchnorm_args(X, dY, (("gamma", gamma, False), ("mean", mean, False),
+                           ("invstd", invstd, False), ("dgamma", dgamma, True),
+                           ("dbeta", dbeta, True)), "dX", dX, True)
     _backward(np.ascontiguousarray(X), np.ascontiguousarray(dY), gamma, mean,
               invstd, dX, dgamma, dbeta)

@@ -7,7 +7,7 @@ from cython cimport floating
 
 import numpy as np
 
-from fastnn._validation import check_float
+from fastnn._kernels._checks import dropout_args
 
 __all__ = ["dropout_backward", "dropout_forward"]
 
@@ -25,12 +25,6 @@ cdef void dropout_c(const floating* X, const floating* U, Py_ssize_t N, double p
 def _apply(const floating[:, ::1] X, const floating[:, ::1] U, double p,
            floating[:, ::1] Y):
     cdef Py_ssize_t N = X.shape[0] * X.shape[1]
-    if (U.shape[0] != X.shape[0] or U.shape[1] != X.shape[1]
-            or Y.shape[0] != X.shape[0] or Y.shape[1] != X.shape[1]):
-        raise ValueError(
-            f"dropout: X, U and the output must have one shape, got "
-            f"({X.shape[0]}, {X.shape[1]}), ({U.shape[0]}, {U.shape[1]}) and "
-            f"({Y.shape[0]}, {Y.shape[1]})")
     if N == 0:
         return
     with nogil:
@@ -47,11 +41,11 @@ def dropout_forward(X, U, p, Y):
     p : float in [0, 1)
     Y : ndarray of shape (n_samples, n_features), written in place
     """
-    p = check_float("p", p, 0, 1, high_open=True)
+    p = dropout_args(X, U, p, Y)
     _apply(np.ascontiguousarray(X), np.ascontiguousarray(U), p, Y)
 
 
 def dropout_backward(dY, U, p, dX):
     """dX = dY * keep / (1 - p), keep = U >= p."""
-    p = check_float("p", p, 0, 1, high_open=True)
+    p = dropout_args(dY, U, p, dX, ("dY", "U", "dX"))
     _apply(np.ascontiguousarray(dY), np.ascontiguousarray(U), p, dX)

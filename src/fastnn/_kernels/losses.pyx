@@ -7,21 +7,26 @@ losses), accumulates the loss in double and, unless ``dY`` is None, writes
 ``dL/dY`` into the preallocated ``dY`` in the same pass. ``dY`` may be the same
 array as ``Y`` (the logits are then overwritten with their gradient).
 
-Preconditions, checked by the public API and not here: ``Y`` (and ``T``) are
-2-D float32/float64 arrays of shape ``(n_samples, n_out)`` with
-``n_samples >= 1`` and ``n_out >= 1`` and finite values; ``T`` and ``dY`` have
-the shape and dtype of ``Y``; ``dY`` is C-contiguous; labels are integers in
-``[0, n_out)``; ``delta > 0``. Empty input does not crash: the loss is NaN.
+Each wrapper checks its arrays (``fastnn._kernels._checks``): ``Y`` (and
+``T``) 2-D float32/float64 of shape ``(n_samples, n_out)``; ``T`` and ``dY``
+of the shape and dtype of ``Y``; ``dY`` C-contiguous and writable; one integer
+label per row, in ``[0, n_out)``; ``delta > 0``. Finite values are the caller's
+business (the public API checks them). Empty input does not crash: the loss is
+NaN.
 """
 from cython cimport floating
-from libc.math cimport NAN, exp, fabs, log, log1p
+from libc.math cimport INFINITY, NAN, exp, fabs, log, log1p
 from libc.stdint cimport int64_t
 
 from fastnn._kernels.vecmath cimport (
     row_max, row_sum, row_sum_exp, vabs, vexp, vlog1p,
 )
 
+from fastnn._kernels._checks cimport is_float32, number
+
 import numpy as np
+
+from fastnn._kernels._checks import labels_loss_args, pointwise_loss_args
 
 __all__ = [
     "binary_cross_entropy_forward_backward",
@@ -217,7 +222,7 @@ cdef double pointwise_c(const floating* Y, const floating* T, Py_ssize_t size,
 
 cdef double _labels_loss(const floating[:, ::1] Yv, object y, object dY,
                          bint hinge) except? -1:
-    cdef const int64_t[::1] yv = np.ascontiguousarray(y, dtype=np.int64)
+    cdef const int64_t[::1] yv = y
     cdef floating[:, ::1] dYv
     cdef floating* g = NULL
     cdef const int64_t* yp = &yv[0] if yv.shape[0] > 0 else NULL
@@ -251,15 +256,17 @@ cdef double _pointwise_loss(const floating[:, ::1] Yv, object T, object dY,
 
 cdef object _labels(object Y, object y, object dY, bint hinge):
     # Dispatch on Y's dtype: dY may be None, so it cannot select the fused type.
+    y = labels_loss_args(Y, y, dY)
     Y = np.ascontiguousarray(Y)
-    if Y.dtype == np.float32:
+    if is_float32(Y):
         return _labels_loss[float](Y, y, dY, hinge)
     return _labels_loss[double](Y, y, dY, hinge)
 
 
 cdef object _pointwise(object Y, object T, object dY, int code, double delta):
+    pointwise_loss_args(Y, T, dY)
     Y = np.ascontiguousarray(Y)
-    if Y.dtype == np.float32:
+    if is_float32(Y):
         return _pointwise_loss[float](Y, T, dY, code, delta)
     return _pointwise_loss[double](Y, T, dY, code, delta)
 
@@ -289,9 +296,15 @@ def softmax_cross_entropy_forward_backward(Y, y, dY):
     loss : float
         The mean loss, accumulated in double.
 
-    Preconditions: ``n_samples >= 1``, ``n_classes >= 1``, labels in range,
-    finite logits, ``dY`` C-contiguous of Y's shape and dtype. The public API
-    validates these; empty input returns NaN.
+    Raises
+    ------
+    TypeError
+        If an array is None (dY may be) or not float32/float64 of Y's dtype,
+        or the labels are not integers.
+    ValueError
+        If the shapes do not agree, dY is not C-contiguous and writable,
+        or there is not one label per row in ``[0, n_classes)``.
+        Empty input is allowed: the loss is NaN.
     """
     return _labels(Y, y, dY, False)
 
@@ -317,9 +330,13 @@ def binary_cross_entropy_forward_backward(Y, T, dY):
     loss : float
         The mean loss, accumulated in double.
 
-    Preconditions: ``N >= 1``, finite values, matching shapes and dtypes,
-    ``dY`` C-contiguous. The public API validates these; empty input returns
-    NaN.
+    Raises
+    ------
+    TypeError
+        If an array is None (dY may be) or not float32/float64 of Y's dtype.
+    ValueError
+        If the shapes do not agree, dY is not C-contiguous and writable.
+        Empty input is allowed: the loss is NaN.
     """
     return _pointwise(Y, T, dY, LOSS_BCE, 0.0)
 
@@ -345,9 +362,13 @@ def mse_forward_backward(Y, T, dY):
     loss : float
         The mean loss, accumulated in double.
 
-    Preconditions: ``N >= 1``, finite values, matching shapes and dtypes,
-    ``dY`` C-contiguous. The public API validates these; empty input returns
-    NaN.
+    Raises
+    ------
+    TypeError
+        If an array is None (dY may be) or not float32/float64 of Y's dtype.
+    ValueError
+        If the shapes do not agree, dY is not C-contiguous and writable.
+        Empty input is allowed: the loss is NaN.
     """
     return _pointwise(Y, T, dY, LOSS_MSE, 0.0)
 
@@ -373,14 +394,18 @@ def mae_forward_backward(Y, T, dY):
     loss : float
         The mean loss, accumulated in double.
 
-    Preconditions: ``N >= 1``, finite values, matching shapes and dtypes,
-    ``dY`` C-contiguous. The public API validates these; empty input returns
-    NaN.
+    Raises
+    ------
+    TypeError
+        If an array is None (dY may be) or not float32/float64 of Y's dtype.
+    ValueError
+        If the shapes do not agree, dY is not C-contiguous and writable.
+        Empty input is allowed: the loss is NaN.
     """
     return _pointwise(Y, T, dY, LOSS_MAE, 0.0)
 
 
-def huber_forward_backward(Y, T, double delta, dY):
+def huber_forward_backward(Y, T, delta, dY):
     """L = mean(0.5 d^2 if |d| < delta else delta (|d| - delta/2)), d = Y - T;
     dY = clip(d, -delta, delta) / N.
 
@@ -405,11 +430,17 @@ def huber_forward_backward(Y, T, double delta, dY):
     loss : float
         The mean loss, accumulated in double.
 
-    Preconditions: ``N >= 1``, finite values, ``delta > 0``, matching shapes
-    and dtypes, ``dY`` C-contiguous. The public API validates these; empty
-    input returns NaN.
+    Raises
+    ------
+    TypeError
+        If an array is None (dY may be) or not float32/float64 of Y's dtype.
+    ValueError
+        If the shapes do not agree, dY is not C-contiguous and writable, or ``delta`` is
+        not > 0.
+        Empty input is allowed: the loss is NaN.
     """
-    return _pointwise(Y, T, dY, LOSS_HUBER, delta)
+    return _pointwise(Y, T, dY, LOSS_HUBER,
+                      number("delta", delta, 0.0, INFINITY, True))
 
 
 def hinge_forward_backward(Y, y, dY):
@@ -437,8 +468,14 @@ def hinge_forward_backward(Y, y, dY):
     loss : float
         The mean loss, accumulated in double.
 
-    Preconditions: ``n_samples >= 1``, ``n_classes >= 1``, labels in range,
-    finite scores, ``dY`` C-contiguous of Y's shape and dtype. The public API
-    validates these; empty input returns NaN.
+    Raises
+    ------
+    TypeError
+        If an array is None (dY may be) or not float32/float64 of Y's dtype,
+        or the labels are not integers.
+    ValueError
+        If the shapes do not agree, dY is not C-contiguous and writable,
+        or there is not one label per row in ``[0, n_classes)``.
+        Empty input is allowed: the loss is NaN.
     """
     return _labels(Y, y, dY, True)

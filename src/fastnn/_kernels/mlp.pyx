@@ -17,7 +17,9 @@ from cpython.pythread cimport (
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 
-from fastnn._kernels.activations import ACTIVATION_CODES
+from fastnn._kernels.activations import ACTIVATION_CODES, NEEDS_INPUT
+from fastnn._kernels._checks cimport floats_shaped, WRITE
+from fastnn._kernels._checks import plan_args, plan_run_args, stack_args
 from fastnn._kernels.dense cimport dense_backward_c, dense_forward_c
 from fastnn._kernels.losses cimport (
     LOSS_BCE, LOSS_HUBER, LOSS_MAE, LOSS_MSE, hinge_c, pointwise_c,
@@ -84,7 +86,9 @@ cdef class MLPPlan:
         sgd: (momentum_buffer,); adam: (exp_avg, exp_avg_sq[, max_exp_avg_sq]).
 
     Every array must stay alive and unmoved while the plan is used; the plan
-    keeps references to them.
+    keeps references to them. The arguments are checked as a whole
+    (``_checks.plan_args``): a ``TypeError`` or ``ValueError`` names the first
+    that is wrong.
     """
 
     cdef LayerPlan* layers
@@ -107,13 +111,18 @@ cdef class MLPPlan:
     cdef void* s1
     cdef void* s2
     cdef Py_ssize_t n_params
+    cdef Py_ssize_t n_classes
+    cdef bint oom
 
     def __cinit__(self):
         self.layers = NULL
 
-    def __init__(self, X, target, perm, layers, Xb, tb, dOut, str loss, double delta,
-                 str optimizer, tuple hyper, params, grads, tuple state):
+    def __init__(self, X, target, perm, layers, Xb, tb, dOut, loss, delta,
+                 optimizer, hyper, params, grads, state):
         cdef int i
+        plan_args(X, target, perm, layers, Xb, tb, dOut, loss, delta, optimizer,
+                  hyper, params, grads, state, ACTIVATION_CODES, NEEDS_INPUT,
+                  LOSS_CODES, OPTIMIZER_CODES)
         self.keep = [X, target, perm, layers, Xb, tb, dOut, params, grads, state]
         self.is_float = X.dtype == np.float32
         self.X = _addr(X)
@@ -151,12 +160,13 @@ cdef class MLPPlan:
             self.layers[i].act = ACTIVATION_CODES[act]
             self.layers[i].alpha = alpha
         self.n_out = self.layers[self.n_layers - 1].n_out
+        self.n_classes = self.n_out if self.loss <= 1 else 0
 
     def __dealloc__(self):
         if self.layers != NULL:
             free(self.layers)
 
-    def run(self, long first_step, long n_steps, double lr, long opt_step):
+    def run(self, first_step, n_steps, double lr, long opt_step):
         """Train ``n_steps`` minibatches from ``first_step`` of the epoch.
 
         Returns
@@ -165,17 +175,34 @@ cdef class MLPPlan:
             ``loss_sum`` is the sum of batch-mean losses times batch sizes;
             ``steps_done < n_steps`` means a non-finite loss stopped the run
             before that step's update.
+
+        Raises
+        ------
+        ValueError
+            If a step lies before the epoch, or ``perm`` (which the caller
+            reshuffles) or the labels it picks are out of range; nothing has
+            run then.
+        MemoryError
+            If a step's scratch memory cannot be had (the steps before it are
+            done).
         """
         cdef double loss_sum = 0.0
         cdef long long correct = 0
         cdef long done = 0
+        cdef long first, steps
+        plan_run_args(first_step, n_steps, self.batch, self.keep[2], self.keep[1],
+                      self.n_classes)
+        first, steps = first_step, n_steps
+        self.oom = False
         with nogil:
             if self.is_float:
-                done = self._run(<float*> NULL, first_step, n_steps, lr,
+                done = self._run(<float*> NULL, first, steps, lr,
                                  opt_step, &loss_sum, &correct)
             else:
-                done = self._run(<double*> NULL, first_step, n_steps, lr,
+                done = self._run(<double*> NULL, first, steps, lr,
                                  opt_step, &loss_sum, &correct)
+        if self.oom:
+            raise MemoryError(f"MLPPlan.run: out of memory after {done} steps")
         return loss_sum, correct, done
 
     cdef long _run(self, floating* dtype_tag, long first_step, long n_steps,
@@ -228,10 +255,12 @@ cdef class MLPPlan:
             for l in range(self.n_layers - 1, -1, -1):
                 L = &self.layers[l]
                 inp = Xb if l == 0 else <floating*> self.layers[l - 1].Y
-                dense_backward_c(inp, <floating*> L.W, <floating*> L.Z,
-                                 <floating*> L.Y, d, k, L.n_in, L.n_out, L.act,
-                                 L.alpha, <floating*> L.dX, <floating*> L.dW,
-                                 <floating*> L.db)
+                if dense_backward_c(inp, <floating*> L.W, <floating*> L.Z,
+                                    <floating*> L.Y, d, k, L.n_in, L.n_out, L.act,
+                                    L.alpha, <floating*> L.dX, <floating*> L.dW,
+                                    <floating*> L.db) < 0:
+                    self.oom = True
+                    return done
                 d = <floating*> L.dX
             # update
             opt_step += 1
@@ -332,6 +361,7 @@ cdef class DenseStack:
 
     def __init__(self, layers):
         cdef int i
+        stack_args(layers, ACTIVATION_CODES)
         self.keep = list(layers)
         self.n_layers = len(layers)
         self.layers = <StackLayer*> malloc(max(self.n_layers, 1) * sizeof(StackLayer))
@@ -385,14 +415,20 @@ cdef class DenseStack:
         bool
             False when X is anything else (the caller then validates X the
             slow way, which converts it or says what is wrong); ``out`` may
-            then be partly written, and is to be discarded. ``out`` must be
-            (n_samples, n_out) of the same dtype.
+            then be partly written, and is to be discarded.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If ``out`` is not a writable C-contiguous (n_samples, n_out) array
+            of the stack's dtype.
         """
         cdef int status
         if (type(X) is not np.ndarray or X.dtype != self.dtype or X.ndim != 2
                 or X.shape[0] == 0 or X.shape[1] != self.n_in
                 or not X.flags.c_contiguous):
             return False
+        floats_shaped("out", out, X, WRITE, X.shape[0], self.n_out)
         if self.dtype == np.float32:
             status = self._forward_typed[float](X, out)
         else:

@@ -15,6 +15,8 @@ from fastnn._kernels.vecmath cimport vsqrt
 
 import numpy as np
 
+from fastnn._kernels._checks import grad_args, update_args
+
 __all__ = [
     "adadelta_update", "adagrad_update", "adam_update", "adamw_update",
     "clip_grad_norm", "global_norm", "nadam_update", "rmsprop_update", "sgd_update",
@@ -48,7 +50,7 @@ cdef void sgd_c(const floating* g, Py_ssize_t n, double lr, double momentum,
         p[i] = <floating> (p[i] - lr * gi)
 
 
-def sgd_update(grad, double lr, double momentum, double dampening, bint nesterov,
+def _sgd_update(grad, double lr, double momentum, double dampening, bint nesterov,
                double weight_decay, long step, floating[::1] param,
                floating[::1] momentum_buf):
     """g = grad + wd p; buf = g (step 1) or momentum buf + (1 - dampening) g;
@@ -60,7 +62,7 @@ def sgd_update(grad, double lr, double momentum, double dampening, bint nesterov
               _p(momentum_buf) if momentum != 0 else NULL)
 
 
-def adagrad_update(grad, double lr, double lr_decay, double weight_decay,
+def _adagrad_update(grad, double lr, double lr_decay, double weight_decay,
                    double eps, double decay, long step, floating[::1] param,
                    floating[::1] state_sum):
     """clr = lr / (1 + (step - 1) lr_decay); g = grad + wd p;
@@ -95,7 +97,7 @@ cdef void rmsprop_plain(const floating* g, Py_ssize_t n, floating a, floating a1
         p[i] = p[i] - rate * gi / (vsqrt(vi) + e)
 
 
-def rmsprop_update(grad, double lr, double alpha, double eps, double weight_decay,
+def _rmsprop_update(grad, double lr, double alpha, double eps, double weight_decay,
                    double momentum, bint centered, floating[::1] param,
                    floating[::1] square_avg, floating[::1] momentum_buf,
                    floating[::1] grad_avg):
@@ -106,8 +108,8 @@ def rmsprop_update(grad, double lr, double alpha, double eps, double weight_deca
     cdef const floating* g = _cp(G)
     cdef floating* p = _p(param)
     cdef floating* v = _p(square_avg)
-    cdef floating* buf = _p(momentum_buf)
-    cdef floating* ga = _p(grad_avg)
+    cdef floating* buf = NULL if momentum_buf is None else _p(momentum_buf)
+    cdef floating* ga = NULL if grad_avg is None else _p(grad_avg)
     cdef floating a = <floating> alpha, a1 = <floating> (1.0 - alpha)
     cdef floating wd = <floating> weight_decay, e = <floating> eps
     cdef floating mom = <floating> momentum, rate = <floating> lr
@@ -137,7 +139,7 @@ def rmsprop_update(grad, double lr, double alpha, double eps, double weight_deca
                 p[i] = p[i] - rate * gi / avg
 
 
-def adadelta_update(grad, double lr, double rho, double eps, double weight_decay,
+def _adadelta_update(grad, double lr, double rho, double eps, double weight_decay,
                     floating[::1] param, floating[::1] square_avg,
                     floating[::1] acc_delta):
     """v = rho v + (1 - rho) g^2; d = sqrt(u + eps) / sqrt(v + eps) g;
@@ -205,6 +207,15 @@ def _adam(grad, double lr, double beta1, double beta2, double eps,
                _p(max_exp_avg_sq) if amsgrad else NULL)
 
 
+def _adam_checked(grad, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad,
+                  step, param, exp_avg, exp_avg_sq, max_exp_avg_sq):
+    update_args(grad, param, [("exp_avg", exp_avg, True),
+                              ("exp_avg_sq", exp_avg_sq, True),
+                              ("max_exp_avg_sq", max_exp_avg_sq, amsgrad)])
+    _adam(grad, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, step, param,
+          exp_avg, exp_avg_sq, max_exp_avg_sq if amsgrad else None)
+
+
 def adam_update(grad, lr, beta1, beta2, eps, weight_decay, amsgrad, step, param,
                 exp_avg, exp_avg_sq, max_exp_avg_sq):
     """torch Adam (coupled weight decay: g = grad + wd p):
@@ -220,18 +231,18 @@ def adam_update(grad, lr, beta1, beta2, eps, weight_decay, amsgrad, step, param,
     param, exp_avg, exp_avg_sq, max_exp_avg_sq : ndarray of shape (n_params,)
         Updated in place (max_exp_avg_sq only with amsgrad).
     """
-    _adam(grad, lr, beta1, beta2, eps, weight_decay, False, amsgrad, step, param,
-          exp_avg, exp_avg_sq, max_exp_avg_sq)
+    _adam_checked(grad, lr, beta1, beta2, eps, weight_decay, False, amsgrad, step,
+                  param, exp_avg, exp_avg_sq, max_exp_avg_sq)
 
 
 def adamw_update(grad, lr, beta1, beta2, eps, weight_decay, amsgrad, step, param,
                  exp_avg, exp_avg_sq, max_exp_avg_sq):
     """torch AdamW: p *= 1 - lr wd (decoupled), then the Adam step on grad."""
-    _adam(grad, lr, beta1, beta2, eps, weight_decay, True, amsgrad, step, param,
-          exp_avg, exp_avg_sq, max_exp_avg_sq)
+    _adam_checked(grad, lr, beta1, beta2, eps, weight_decay, True, amsgrad, step,
+                  param, exp_avg, exp_avg_sq, max_exp_avg_sq)
 
 
-def nadam_update(grad, double lr, double beta1, double beta2, double eps,
+def _nadam_update(grad, double lr, double beta1, double beta2, double eps,
                  double weight_decay, double momentum_decay, long step,
                  double mu_product, floating[::1] param, floating[::1] exp_avg,
                  floating[::1] exp_avg_sq):
@@ -291,11 +302,12 @@ def _global_norm(const floating[::1] grad):
 
 
 def global_norm(grad):
-    """sqrt(sum grad^2), accumulated in double."""
+    """sqrt(sum grad^2), accumulated in double, of a 1-D float array."""
+    grad_args(grad, False)
     return _global_norm(np.ascontiguousarray(grad))
 
 
-def clip_grad_norm(floating[::1] grad, double max_norm):
+def _clip_grad_norm(floating[::1] grad, double max_norm):
     """total = ||grad||; grad *= max_norm / (total + 1e-6) if that is < 1.
 
     As torch's ``clip_grad_norm_``. Returns the norm before clipping.
@@ -310,3 +322,107 @@ def clip_grad_norm(floating[::1] grad, double max_norm):
             for i in range(n):
                 g[i] = <floating> (g[i] * coef)
     return total
+
+
+# --------------------------------------------------------------------------
+# Public wrappers: the arrays' contract (``_checks.update_args``), then the
+# update. State arrays that the hyperparameters leave unused may be None.
+
+def sgd_update(grad, double lr, double momentum, double dampening, bint nesterov,
+               double weight_decay, long step, param, momentum_buf):
+    """g = grad + wd p; buf = g (step 1) or momentum buf + (1 - dampening) g;
+    g = g + momentum buf (nesterov) or buf; p -= lr g.
+
+    Parameters
+    ----------
+    grad : ndarray of shape (n_params,)
+    lr, momentum, dampening : float
+    nesterov : bool
+    weight_decay : float
+    step : int, 1-based
+    param, momentum_buf : ndarray of shape (n_params,)
+        Updated in place (momentum_buf only when momentum != 0; else it may be
+        None, and is checked all the same if given).
+
+    Raises
+    ------
+    TypeError
+        If an array is None (and needed) or not float32/float64 of param's dtype.
+    ValueError
+        If the lengths differ or an updated array is not C-contiguous and
+        writable.
+    """
+    update_args(grad, param, [("momentum_buf", momentum_buf, momentum != 0)])
+    _sgd_update(grad, lr, momentum, dampening, nesterov, weight_decay, step, param,
+                momentum_buf if momentum != 0 else None)
+
+
+def adagrad_update(grad, double lr, double lr_decay, double weight_decay,
+                   double eps, double decay, long step, param, state_sum):
+    """clr = lr / (1 + (step - 1) lr_decay); g = grad + wd p;
+    sum = decay sum + g^2; p -= clr g / (sqrt(sum) + eps).
+
+    ``param`` and ``state_sum`` (n_params,) are updated in place; the arrays'
+    contract is ``sgd_update``'s."""
+    update_args(grad, param, [("state_sum", state_sum, True)])
+    _adagrad_update(grad, lr, lr_decay, weight_decay, eps, decay, step, param,
+                    state_sum)
+
+
+def rmsprop_update(grad, double lr, double alpha, double eps, double weight_decay,
+                   double momentum, bint centered, param, square_avg, momentum_buf,
+                   grad_avg):
+    """v = alpha v + (1 - alpha) g^2; avg = sqrt(v - ga^2 if centered else v) + eps;
+    buf = momentum buf + g / avg, p -= lr buf (momentum > 0) else p -= lr g / avg.
+
+    ``momentum_buf`` is read and written only when momentum > 0, ``grad_avg``
+    only when centered (else either may be None); the arrays' contract is
+    ``sgd_update``'s."""
+    update_args(grad, param, [("square_avg", square_avg, True),
+                              ("momentum_buf", momentum_buf, momentum > 0),
+                              ("grad_avg", grad_avg, centered)])
+    _rmsprop_update(grad, lr, alpha, eps, weight_decay, momentum, centered, param,
+                    square_avg, momentum_buf if momentum > 0 else None,
+                    grad_avg if centered else None)
+
+
+def adadelta_update(grad, double lr, double rho, double eps, double weight_decay,
+                    param, square_avg, acc_delta):
+    """v = rho v + (1 - rho) g^2; d = sqrt(u + eps) / sqrt(v + eps) g;
+    u = rho u + (1 - rho) d^2; p -= lr d.
+
+    The arrays' contract is ``sgd_update``'s."""
+    update_args(grad, param, [("square_avg", square_avg, True),
+                              ("acc_delta", acc_delta, True)])
+    _adadelta_update(grad, lr, rho, eps, weight_decay, param, square_avg, acc_delta)
+
+
+def nadam_update(grad, double lr, double beta1, double beta2, double eps,
+                 double weight_decay, double momentum_decay, long step,
+                 double mu_product, param, exp_avg, exp_avg_sq):
+    """torch NAdam: mu_t = b1 (1 - 0.5 * 0.96^(t psi)); mu_product *= mu_t;
+    m, v as Adam; denom = sqrt(v / (1 - b2^t)) + eps;
+    p -= lr (1 - mu_t) / (1 - mu_product) g / denom
+         + lr mu_{t+1} / (1 - mu_product mu_{t+1}) m / denom.
+
+    The arrays' contract is ``sgd_update``'s.
+
+    Returns
+    -------
+    float
+        The new ``mu_product`` (pass 1.0 at step 1).
+    """
+    update_args(grad, param, [("exp_avg", exp_avg, True),
+                              ("exp_avg_sq", exp_avg_sq, True)])
+    return _nadam_update(grad, lr, beta1, beta2, eps, weight_decay, momentum_decay,
+                         step, mu_product, param, exp_avg, exp_avg_sq)
+
+
+def clip_grad_norm(grad, double max_norm):
+    """total = ||grad||; grad *= max_norm / (total + 1e-6) if that is < 1.
+
+    As torch's ``clip_grad_norm_``. ``grad`` (1-D, C-contiguous, writable) is
+    scaled in place. Returns the norm before clipping.
+    """
+    grad_args(grad, True)
+    return _clip_grad_norm(grad, max_norm)

@@ -11,6 +11,16 @@ NumPy has no ``erf``, so gelu takes ``erfc`` from :mod:`scipy.special`.
 import numpy as np
 from scipy.special import erfc
 
+from fastnn._kernels._checks import (
+    activation_backward_args,
+    choice,
+    elementwise_args,
+    maxout_backward_args,
+    maxout_forward_args,
+    number,
+    prelu_args,
+)
+
 __all__ = [
     "activation_backward",
     "activation_forward",
@@ -182,10 +192,11 @@ def activation_forward(Z, activation, alpha, Y):
 
     Raises
     ------
-    KeyError
-        If ``activation`` is not a canonical name.
+    TypeError, ValueError
+        As the kernel (an unknown activation is a ValueError).
     """
-    forward, _ = _ACTIVATIONS[activation]
+    forward, _ = choice("activation", activation, _ACTIVATIONS)
+    elementwise_args(("Z",), (Z,), "Y", Y)
     Y[...] = forward(Z, alpha)
 
 
@@ -210,13 +221,10 @@ def activation_backward(Z, Y, dY, activation, alpha, dZ):
     ValueError
         If the activation needs ``Z`` (or ``Y``) and it is None.
     """
-    _, derivative = _ACTIVATIONS[activation]
-    if activation != "identity":
-        needs = "Z" if activation in NEEDS_INPUT else "Y"
-        if (Z if needs == "Z" else Y) is None:
-            raise ValueError(
-                f"activation_backward: activation {activation!r} needs {needs}"
-            )
+    _, derivative = choice("activation", activation, _ACTIVATIONS)
+    needs = ("" if activation == "identity" else
+             "Z" if activation in NEEDS_INPUT else "Y")
+    activation_backward_args(Z, Y, dY, activation, needs, dZ)
     dZ[...] = dY * derivative(Z, Y, alpha)
 
 
@@ -231,6 +239,8 @@ def softmax_forward(X, temperature, Y):
     Y : ndarray of shape (n_samples, n_classes)
         Output, written in place; may be ``X``. The row sums run in double.
     """
+    temperature = number("temperature", temperature, 0.0, np.inf, True)
+    elementwise_args(("X",), (X,), "Y", Y)
     if X.shape[1] == 0:
         return
     E = np.exp((X - X.max(axis=1, keepdims=True)) * (1.0 / temperature))
@@ -249,6 +259,8 @@ def softmax_backward(Y, dY, temperature, dX):
         Output, written in place; may be ``dY`` or ``Y``. The row dot
         products run in double.
     """
+    temperature = number("temperature", temperature, 0.0, np.inf, True)
+    elementwise_args(("Y", "dY"), (Y, dY), "dX", dX)
     dot = (dY.astype(np.float64) * Y).sum(axis=1, keepdims=True)
     dX[...] = Y * (dY - dot) * (1.0 / temperature)
 
@@ -263,6 +275,7 @@ def prelu_forward(X, a, Y):
     Y : ndarray of shape (n_samples, n_units)
         Output, written in place; may be ``X``.
     """
+    prelu_args(X, a, None, Y, None, False)
     Y[...] = np.where(X > 0, X, a * X)
 
 
@@ -280,6 +293,7 @@ def prelu_backward(X, a, dY, dX, da):
         Output, overwritten: summed over rows (and columns when ``a`` is
         shared) in double.
     """
+    prelu_args(X, a, dY, dX, da, True)
     negative = np.where(X > 0, 0, dY.astype(np.float64) * X)
     da_new = negative.sum(axis=0) if a.shape[0] != 1 else negative.sum(keepdims=True)
     dX[...] = np.where(X > 0, dY, a * dY)
@@ -299,6 +313,7 @@ def maxout_forward(X, pieces, Y, argmax):
         Output: the winning piece within each group, the first on ties (a NaN
         counts as the maximum, as in ``numpy.argmax``).
     """
+    maxout_forward_args(X, pieces, Y, argmax)
     groups = X.reshape(Y.shape[0], Y.shape[1], pieces)
     if groups.size == 0:
         return
@@ -318,6 +333,7 @@ def maxout_backward(dY, argmax, pieces, dX):
     dX : ndarray of shape (n_samples, n_units * pieces)
         Output, written in place.
     """
+    argmax = maxout_backward_args(dY, argmax, pieces, dX)
     dX[...] = 0
     groups = dX.reshape(dY.shape[0], dY.shape[1], pieces)
     np.put_along_axis(groups, argmax[..., None], dY[..., None], axis=2)

@@ -2,12 +2,18 @@
 
 import numpy as np
 
+from fastnn._kernels._checks import batchnorm_args
+
 __all__ = ["batchnorm_backward", "batchnorm_forward_infer", "batchnorm_forward_train"]
 
 
 def batchnorm_forward_train(X, gamma, beta, eps, momentum, Y, mean, invstd,
                             running_mean, running_var):
     """Y = (X - mean) / sqrt(var + eps) * gamma + beta; running stats updated."""
+    batchnorm_args(X, None, (("gamma", gamma, False), ("beta", beta, False),
+                             ("mean", mean, True), ("invstd", invstd, True),
+                             ("running_mean", running_mean, True),
+                             ("running_var", running_var, True)), "Y", Y)
     n = X.shape[0]
     mu = X.mean(axis=0, dtype=np.float64)
     var = ((X - mu) ** 2).sum(axis=0) / n
@@ -22,6 +28,9 @@ def batchnorm_forward_train(X, gamma, beta, eps, momentum, Y, mean, invstd,
 
 def batchnorm_forward_infer(X, gamma, beta, running_mean, running_var, eps, Y):
     """Y = (X - running_mean) / sqrt(running_var + eps) * gamma + beta."""
+    batchnorm_args(X, None, (("gamma", gamma, False), ("beta", beta, False),
+                             ("running_mean", running_mean, False),
+                             ("running_var", running_var, False)), "Y", Y)
     scale = gamma / np.sqrt(running_var.astype(np.float64) + eps)
     shift = beta - running_mean * scale
     Y[...] = X * scale + shift
@@ -29,6 +38,9 @@ def batchnorm_forward_infer(X, gamma, beta, running_mean, running_var, eps, Y):
 
 def batchnorm_backward(X, dY, gamma, mean, invstd, dX, dgamma, dbeta):
     """dX = gamma * invstd / n * (n dY - sum dY - xhat * sum(dY xhat))."""
+    batchnorm_args(X, dY, (("gamma", gamma, False), ("mean", mean, False),
+                           ("invstd", invstd, False), ("dgamma", dgamma, True),
+                           ("dbeta", dbeta, True)), "dX", dX, True)
     n = X.shape[0]
     xhat = (X - mean.astype(np.float64)) * invstd
     sdy = dY.sum(axis=0, dtype=np.float64)

@@ -2,7 +2,13 @@
 
 import numpy as np
 
-from fastnn.reference.activations import NEEDS_INPUT, activation_backward, activation_forward
+from fastnn._kernels._checks import choice, dense_backward_args, dense_forward_args
+from fastnn.reference.activations import (
+    _ACTIVATIONS,
+    NEEDS_INPUT,
+    activation_backward,
+    activation_forward,
+)
 
 __all__ = ["dense_forward", "dense_backward"]
 
@@ -19,7 +25,11 @@ def dense_forward(X, W, b, activation, alpha, Y, Z=None):
     alpha : float
     Y : ndarray of shape (n_samples, n_out), written in place.
     Z : ndarray of shape (n_samples, n_out) or None
+
+    Raises as the kernel does (``fastnn._kernels._checks.dense_forward_args``).
     """
+    choice("activation", activation, _ACTIVATIONS)
+    dense_forward_args(X, W, b, Y, Z)
     pre = Y if Z is None else Z
     np.matmul(X, W.T, out=pre)
     pre += b
@@ -27,14 +37,15 @@ def dense_forward(X, W, b, activation, alpha, Y, Z=None):
 
 
 def dense_backward(X, W, Z, Y, dY, activation, alpha, dX, dW, db):
-    """dZ = dY * f'(Z) (into dY); dW = dZ.T @ X; db = dZ.sum(0); dX = dZ @ W."""
+    """dZ = dY * f'(Z) (into dY); dW = dZ.T @ X; db = dZ.sum(0); dX = dZ @ W.
+
+    Raises as the kernel does (``fastnn._kernels._checks.dense_backward_args``).
+    """
+    choice("activation", activation, _ACTIVATIONS)
+    needs = ("" if activation == "identity" else
+             "Z" if activation in NEEDS_INPUT else "Y")
+    dense_backward_args(X, W, Z, Y, dY, activation, needs, dX, dW, db)
     if activation != "identity":
-        needed = Z if activation in NEEDS_INPUT else Y
-        if needed is None:
-            raise ValueError(
-                f"dense_backward: activation {activation!r} needs "
-                f"{'Z' if activation in NEEDS_INPUT else 'Y'}"
-            )
         activation_backward(Z, Y, dY, activation, alpha, dY)
     if dW is not None:
         np.matmul(dY.T, X, out=dW)

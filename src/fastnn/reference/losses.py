@@ -3,14 +3,15 @@
 Every loss takes raw outputs (logits) and uses mean reduction; it returns the
 mean loss as a Python float (summed in float64) and, unless ``dY`` is None,
 writes the gradient w.r.t. ``Y`` into ``dY`` in place (``dY`` may be ``Y``).
-Elementwise work runs in the input dtype. Preconditions are the kernels':
-``n_samples >= 1``, ``n_out >= 1``, matching shapes and dtypes, labels in
-range, finite values; empty input returns NaN.
+Elementwise work runs in the input dtype. The arguments are checked as the
+kernels' (``fastnn._kernels._checks``); empty input returns NaN.
 """
 
 import math
 
 import numpy as np
+
+from fastnn._kernels._checks import labels_loss_args, number, pointwise_loss_args
 
 __all__ = [
     "binary_cross_entropy_forward_backward",
@@ -35,6 +36,7 @@ def softmax_cross_entropy_forward_backward(Y, y, dY):
     -------
     loss : float
     """
+    y = labels_loss_args(Y, y, dY)
     if Y.size == 0:
         return math.nan
     n = Y.shape[0]
@@ -63,6 +65,7 @@ def binary_cross_entropy_forward_backward(Y, T, dY):
     -------
     loss : float
     """
+    pointwise_loss_args(Y, T, dY)
     if Y.size == 0:
         return math.nan
     e = np.exp(-np.abs(Y))
@@ -87,6 +90,7 @@ def mse_forward_backward(Y, T, dY):
     -------
     loss : float
     """
+    pointwise_loss_args(Y, T, dY)
     if Y.size == 0:
         return math.nan
     d = Y - T
@@ -109,6 +113,7 @@ def mae_forward_backward(Y, T, dY):
     -------
     loss : float
     """
+    pointwise_loss_args(Y, T, dY)
     if Y.size == 0:
         return math.nan
     d = Y - T
@@ -133,6 +138,8 @@ def huber_forward_backward(Y, T, delta, dY):
     -------
     loss : float
     """
+    delta = number("delta", delta, 0.0, np.inf, True)
+    pointwise_loss_args(Y, T, dY)
     if Y.size == 0:
         return math.nan
     d = Y - T
@@ -159,6 +166,7 @@ def hinge_forward_backward(Y, y, dY):
     -------
     loss : float
     """
+    y = labels_loss_args(Y, y, dY)
     if Y.size == 0:
         return math.nan
     n = Y.shape[0]

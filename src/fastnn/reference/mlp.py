@@ -5,7 +5,9 @@ import math
 
 import numpy as np
 
+from fastnn._kernels._checks import plan_args, plan_run_args, stack_args, stack_out_args
 from fastnn.reference import dense, gather, losses, optim
+from fastnn.reference.activations import _ACTIVATIONS, NEEDS_INPUT
 
 __all__ = ["DenseStack", "MLPPlan"]
 
@@ -15,6 +17,8 @@ _LOSSES = {"softmax_cross_entropy": losses.softmax_cross_entropy_forward_backwar
            "mae": losses.mae_forward_backward,
            "huber": losses.huber_forward_backward,
            "binary_cross_entropy": losses.binary_cross_entropy_forward_backward}
+_OPTIMIZERS = {"sgd": optim.sgd_update, "adam": optim.adam_update,
+               "adamw": optim.adamw_update}
 
 
 class MLPPlan:
@@ -22,6 +26,9 @@ class MLPPlan:
 
     def __init__(self, X, target, perm, layers, Xb, tb, dOut, loss, delta,
                  optimizer, hyper, params, grads, state):
+        plan_args(X, target, perm, layers, Xb, tb, dOut, loss, delta, optimizer,
+                  hyper, params, grads, state, _ACTIVATIONS, NEEDS_INPUT, _LOSSES,
+                  _OPTIMIZERS)
         self.X, self.target, self.perm = X, target, perm
         self.layers = layers
         self.Xb, self.tb, self.dOut = Xb, tb, dOut
@@ -58,6 +65,9 @@ class MLPPlan:
         """Train ``n_steps`` minibatches; returns (loss_sum, correct, steps_done)."""
         loss_sum, correct, done = 0.0, 0, 0
         batch, n = self.Xb.shape[0], self.X.shape[0]
+        labels = self.loss in ("softmax_cross_entropy", "hinge")
+        plan_run_args(first_step, n_steps, batch, self.perm, self.target,
+                      self.layers[-1][0].shape[0] if labels else 0)
         for s in range(first_step, first_step + n_steps):
             start = s * batch
             k = min(batch, n - start)
@@ -99,15 +109,16 @@ class DenseStack:
     """See :class:`fastnn._kernels.mlp.DenseStack`; same arguments and results."""
 
     def __init__(self, layers):
+        self.n_in, self.n_out = stack_args(layers, _ACTIVATIONS)
         self.layers = list(layers)
         self.dtype = self.layers[0][0].dtype
-        self.n_in = self.layers[0][0].shape[1]
 
     def forward(self, X, out):
         if (type(X) is not np.ndarray or X.dtype != self.dtype or X.ndim != 2
                 or X.shape[0] == 0 or X.shape[1] != self.n_in
                 or not X.flags.c_contiguous):
             return False
+        stack_out_args(X, out, self.n_out)
         if not np.isfinite(X).all():
             return False
         H = X

@@ -3,6 +3,8 @@ algorithms, written out with whole-array operations."""
 
 import numpy as np
 
+from fastnn._kernels._checks import grad_args, update_args
+
 __all__ = [
     "adadelta_update", "adagrad_update", "adam_update", "adamw_update",
     "clip_grad_norm", "global_norm", "nadam_update", "rmsprop_update", "sgd_update",
@@ -13,6 +15,7 @@ def sgd_update(grad, lr, momentum, dampening, nesterov, weight_decay, step, para
                momentum_buf):
     """g = grad + wd p; buf = g (step 1) or momentum buf + (1 - dampening) g;
     g = g + momentum buf (nesterov) or buf; p -= lr g."""
+    update_args(grad, param, [("momentum_buf", momentum_buf, momentum != 0)])
     g = grad + weight_decay * param
     if momentum != 0:
         if step == 1:
@@ -27,6 +30,7 @@ def adagrad_update(grad, lr, lr_decay, weight_decay, eps, decay, step, param,
                    state_sum):
     """clr = lr / (1 + (step - 1) lr_decay); sum = decay sum + g^2;
     p -= clr g / (sqrt(sum) + eps)."""
+    update_args(grad, param, [("state_sum", state_sum, True)])
     clr = lr / (1 + (step - 1) * lr_decay)
     g = grad + weight_decay * param
     state_sum[...] = decay * state_sum + g * g
@@ -36,6 +40,9 @@ def adagrad_update(grad, lr, lr_decay, weight_decay, eps, decay, step, param,
 def rmsprop_update(grad, lr, alpha, eps, weight_decay, momentum, centered, param,
                    square_avg, momentum_buf, grad_avg):
     """v = alpha v + (1 - alpha) g^2; avg = sqrt(v [- ga^2]) + eps; step on g/avg."""
+    update_args(grad, param, [("square_avg", square_avg, True),
+                              ("momentum_buf", momentum_buf, momentum > 0),
+                              ("grad_avg", grad_avg, centered)])
     g = grad + weight_decay * param
     square_avg[...] = alpha * square_avg + (1 - alpha) * g * g
     if centered:
@@ -53,6 +60,8 @@ def rmsprop_update(grad, lr, alpha, eps, weight_decay, momentum, centered, param
 def adadelta_update(grad, lr, rho, eps, weight_decay, param, square_avg, acc_delta):
     """v = rho v + (1 - rho) g^2; d = sqrt(u + eps) / sqrt(v + eps) g;
     u = rho u + (1 - rho) d^2; p -= lr d."""
+    update_args(grad, param, [("square_avg", square_avg, True),
+                              ("acc_delta", acc_delta, True)])
     g = grad + weight_decay * param
     square_avg[...] = rho * square_avg + (1 - rho) * g * g
     delta = np.sqrt(acc_delta + eps) / np.sqrt(square_avg + eps) * g
@@ -62,6 +71,9 @@ def adadelta_update(grad, lr, rho, eps, weight_decay, param, square_avg, acc_del
 
 def _adam(grad, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, step,
           param, exp_avg, exp_avg_sq, max_exp_avg_sq):
+    update_args(grad, param, [("exp_avg", exp_avg, True),
+                              ("exp_avg_sq", exp_avg_sq, True),
+                              ("max_exp_avg_sq", max_exp_avg_sq, amsgrad)])
     if decoupled:
         param *= 1 - lr * weight_decay
         g = grad
@@ -95,6 +107,8 @@ def adamw_update(grad, lr, beta1, beta2, eps, weight_decay, amsgrad, step, param
 def nadam_update(grad, lr, beta1, beta2, eps, weight_decay, momentum_decay, step,
                  mu_product, param, exp_avg, exp_avg_sq):
     """torch NAdam; returns the new mu_product."""
+    update_args(grad, param, [("exp_avg", exp_avg, True),
+                              ("exp_avg_sq", exp_avg_sq, True)])
     mu = beta1 * (1 - 0.5 * 0.96 ** (step * momentum_decay))
     mu_next = beta1 * (1 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
     mu_product = mu_product * mu
@@ -109,12 +123,14 @@ def nadam_update(grad, lr, beta1, beta2, eps, weight_decay, momentum_decay, step
 
 def global_norm(grad):
     """sqrt(sum grad^2) in double."""
+    grad_args(grad, False)
     g = grad.astype(np.float64)
     return float(np.sqrt(np.dot(g, g)))
 
 
 def clip_grad_norm(grad, max_norm):
     """grad *= max_norm / (||grad|| + 1e-6) when that is < 1; returns ||grad||."""
+    grad_args(grad, True)
     total = global_norm(grad)
     coef = max_norm / (total + 1e-6)
     if not coef >= 1:  # NaN norm: NaN everywhere, as torch
