@@ -2,9 +2,11 @@
 :mod:`fastnn._kernels.random` and its twin :mod:`fastnn.reference.random`, so
 that both refuse the same calls with the same errors."""
 
+import math
+
 import numpy as np
 
-from fastnn._validation import check_float, check_int
+from fastnn._kernels._checks import integer, number
 
 #: One past the largest seed: the key of Philox4x64 has 128 bits.
 SEED_LIMIT = 1 << 128
@@ -17,11 +19,11 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 def stream_args(seed, epoch, step, layer, start):
     """The checked stream coordinates: ``(key0, key1, epoch, step, layer,
     start)`` as Python ints, the key being the seed's two 64-bit halves."""
-    seed = check_int("seed", seed, 0, SEED_LIMIT - 1)
-    epoch = check_int("epoch", epoch, 0, WORD_LIMIT - 1)
-    step = check_int("step", step, 0, WORD_LIMIT - 1)
-    layer = check_int("layer", layer, 0, WORD_LIMIT - 1)
-    start = check_int("start", start, 0, WORD_LIMIT - 1)
+    seed = integer("seed", seed, 0, SEED_LIMIT - 1)
+    epoch = integer("epoch", epoch, 0, WORD_LIMIT - 1)
+    step = integer("step", step, 0, WORD_LIMIT - 1)
+    layer = integer("layer", layer, 0, WORD_LIMIT - 1)
+    start = integer("start", start, 0, WORD_LIMIT - 1)
     return seed & _MASK64, seed >> 64, epoch, step, layer, start
 
 
@@ -66,9 +68,9 @@ def check_input(name, X, out):
 
 def check_p(p):
     """The drop probability, a float in [0, 1)."""
-    return check_float("p", p, 0, 1, high_open=True)
+    return number("p", p, 0.0, 1.0, False, True)
 
 
 def check_std(std):
     """The noise's standard deviation, a finite float >= 0."""
-    return check_float("std", std, 0)
+    return number("std", std, 0.0, math.inf)
