@@ -31,11 +31,12 @@ ERF_TERMS = 100
 ERF_CLIP = 6.0
 
 
-def _onnx():
+def require_onnx(what):
+    """The ``onnx`` module, or an ImportError saying that ``what`` needs it."""
     try:
         import onnx
     except ImportError:  # pragma: no cover - the extra is installed in CI
-        raise ImportError("ONNX export needs the onnx package: "
+        raise ImportError(f"{what} needs the onnx package: "
                           "pip install 'fastnn-core[onnx]'") from None
     return onnx
 
@@ -368,7 +369,7 @@ def model_to_onnx(model, link=False):
     import fastnn
     from fastnn._validation import check_bool
 
-    onnx = _onnx()
+    onnx = require_onnx("ONNX export")
     link = check_bool("link", link)
     model._require_built("to_onnx")
     g = GraphBuilder(onnx, model.dtype)

@@ -39,6 +39,8 @@ import os
 
 import numpy as np
 
+from fastnn.interop.onnx_export import require_onnx
+
 #: Largest file read, in bytes.
 MAX_BYTES = 1 << 30
 #: Largest tensor, in elements.
@@ -46,14 +48,6 @@ MAX_ELEMENTS = 1 << 28
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 
-
-def _onnx():
-    try:
-        import onnx
-    except ImportError:  # pragma: no cover - the extra is installed in CI
-        raise ImportError("ONNX import needs the onnx package: "
-                          "pip install 'fastnn-core[onnx]'") from None
-    return onnx
 
 
 def _read_bytes(path, max_bytes):
@@ -679,7 +673,7 @@ def from_onnx(path, output=None, max_bytes=MAX_BYTES):
     from fastnn._validation import check_int
     from fastnn.layers import LAYERS
 
-    onnx = _onnx()
+    onnx = require_onnx("ONNX import")
     max_bytes = check_int("max_bytes", max_bytes, 1)
     if output is not None and not isinstance(output, str):
         raise TypeError(f"output: must be a str or None, got {output!r}")
