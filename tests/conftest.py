@@ -1,5 +1,7 @@
 """Shared fixtures: dtypes, tolerances and the two backends."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -27,3 +29,13 @@ def dtype(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+# Under CI the hypothesis tests draw the same examples on every run
+# (derandomize), so that a landing does not depend on luck; locally they draw
+# new ones each run, which is how the fuzzers find new cases.
+if os.environ.get("CI"):
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, database=None)
+    settings.load_profile("ci")

@@ -246,6 +246,17 @@ def test_a_broken_sigmoid_pair_is_refused():
         from_onnx(_write(proto))
 
 
+@pytest.mark.parametrize("op, value", [("Mul", 0.0), ("Div", np.inf),
+                                       ("Mul", -2.0), ("Mul", np.nan)])
+def test_softmax_scale_must_give_a_positive_finite_temperature(op, value):
+    inits = [_weight(), numpy_helper.from_array(np.float32(value), "c")]
+    proto = _graph([helper.make_node("Gemm", ["x", "W"], ["z"], transB=1),
+                    helper.make_node(op, ["z", "c"], ["s"]),
+                    helper.make_node("Softmax", ["s"], ["y"], axis=1)], inits)
+    with pytest.raises(ValueError, match="Softmax"):
+        from_onnx(_write(proto))
+
+
 def test_op_from_another_domain_is_named():
     proto = _graph([helper.make_node("Relu", ["x"], ["y"], domain="evil.ops")])
     with pytest.raises(ValueError, match="unsupported op evil.ops.Relu"):

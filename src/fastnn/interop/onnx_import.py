@@ -341,6 +341,9 @@ class _Reader:
         if a.get("axis", -1) not in (1, -1):
             self.fail(node, f"axis={a['axis']} is not the feature axis")
         scale, self.scale = self.scale, None
+        if scale is not None and not (scale > 0 and math.isfinite(scale)):
+            self.fail(node, f"the scale {scale} before Softmax must be positive "
+                      "and finite")
         temperature = 1.0 if scale is None else 1.0 / scale
         if not (temperature > 0 and math.isfinite(temperature)):
             self.fail(node, f"temperature {temperature} must be positive")
