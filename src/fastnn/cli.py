@@ -510,7 +510,8 @@ def main(argv=None):
     except (CLIError, ValueError, TypeError, OSError, ImportError,
             FloatingPointError) as exc:
         # FloatingPointError: fit's TrainingDivergedError, which says what to do
-        print(f"fastnn {args.command}: error: {exc}", file=sys.stderr)
+        message = str(exc).replace("\r", "\\r").replace("\n", "\\n")
+        print(f"fastnn {args.command}: error: {message}", file=sys.stderr)
         return 2
     except MemoryError as exc:
         print(f"fastnn {args.command}: error: out of memory ({exc})", file=sys.stderr)

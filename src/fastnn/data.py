@@ -79,8 +79,14 @@ class CSVTable:
             rows = [(i, ln.split()) for i, ln in enumerate(lines, 1) if ln.strip()]
         else:
             reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-            rows = [(reader.line_num, row) for row in reader
-                    if any(cell.strip() for cell in row)]
+            try:
+                rows = [(reader.line_num, row) for row in reader
+                        if any(cell.strip() for cell in row)]
+            except csv.Error as exc:
+                raise ValueError(f"data: {path} line {reader.line_num + 1}: "
+                                 f"{exc}") from None
+        if not rows:
+            raise ValueError(f"data: {path} has no rows")
         self.line_numbers = [n for n, _ in rows]
         cells = [[c.strip() for c in row] for _, row in rows]
         width = len(cells[0])
@@ -132,7 +138,8 @@ class CSVTable:
         except (TypeError, ValueError):
             raise ValueError(
                 f"label column: {column!r} is not a column of {self.path}"
-                + (f" (columns: {', '.join(self.header)})" if self.header else
+                + (f" (columns: {', '.join(map(self.name, range(self.n_columns)))})"
+                   if self.header else
                    " (it has no header; give a column index)")) from None
         if not -self.n_columns <= j < self.n_columns:
             raise ValueError(f"label column: {j} is out of range for "
@@ -140,7 +147,11 @@ class CSVTable:
         return j % self.n_columns
 
     def name(self, j):
-        return self.header[j] if self.header is not None else f"column {j}"
+        """Column ``j`` as error messages show it: its name, or its index."""
+        if self.header is None:
+            return f"column {j}"
+        name = self.header[j]
+        return name if name.isprintable() else repr(name)
 
     def numbers(self, columns):
         """The cells of ``columns`` as float64, shape (n_rows, len(columns))."""
