@@ -148,16 +148,14 @@ def test_gradient_check_detects_a_wrong_gradient(monkeypatch):
 
 def _diagnose_cli(model, tmp_path):
     """``fastnn diagnose --model M --data digits`` in a subprocess."""
-    import os
     import subprocess
     import sys
 
+    from _child import child_env
+
     path = tmp_path / "model.safetensors"
     model.save(path)
-    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                       "src")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [src] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+    env = child_env()
     return subprocess.run([sys.executable, "-m", "fastnn.cli", "diagnose", "--model",
                            str(path), "--data", "digits"], capture_output=True,
                           text=True, timeout=300, env=env)

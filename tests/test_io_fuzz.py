@@ -16,6 +16,7 @@ import pytest
 from _file_mutants import mutate
 
 import fastnn
+from _child import child_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -66,8 +67,7 @@ def run_mutants(originals, folder, n, seed, batch=250, timeout=300):
             fh.write(data)
         cases.append({"id": i, "mutant": path, "original": original})
         kinds[i] = kind
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.path.join(os.path.dirname(HERE), "src"), os.environ.get("PYTHONPATH", "")]))
+    env = child_env()
     results = []
     for start in range(0, n, batch):
         chunk = cases[start:start + batch]
@@ -139,8 +139,7 @@ def _cli_mutants(original, folder):
 
 
 def _cli(*args):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.path.join(os.path.dirname(HERE), "src"), os.environ.get("PYTHONPATH", "")]))
+    env = child_env()
     return subprocess.run([sys.executable, "-m", "fastnn.cli", *args],
                           capture_output=True, text=True, timeout=300, env=env,
                           check=False)

@@ -165,9 +165,9 @@ def test_checkpoint_still_saves_each_epoch(tmp_path, model):
 
 
 def _fastnn(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                      "src"), os.environ.get("PYTHONPATH", "")]))
+    from _child import child_env
+
+    env = child_env()
     return subprocess.run([sys.executable, "-m", "fastnn.cli", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=300, env=env,
                           check=False)

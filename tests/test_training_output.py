@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 
 import fastnn
+from _child import child_env
 from fastnn.datasets import load_digits
 
-SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                   "src")
 
 #: One fit on the shipped digits, in a child.
 FIT = """
@@ -31,10 +30,7 @@ EPOCH_LINE = re.compile(r"epoch (\d+)/(\d+) - loss \d+\.\d{4} - accuracy "
 
 
 def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [SRC] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    return env
+    return child_env()
 
 
 def _digits():

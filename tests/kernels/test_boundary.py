@@ -19,9 +19,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _env():
+    """The environment of a runner: this folder on the path, and the fastnn
+    that these tests imported (the installed one), not the source tree."""
+    import fastnn
+
     env = dict(os.environ)
-    src = os.path.join(os.path.dirname(os.path.dirname(HERE)), "src")
-    parts = [HERE, src] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+    parts = [HERE, root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
+                            if p]
     env["PYTHONPATH"] = os.pathsep.join(parts)
     env.setdefault("OMP_NUM_THREADS", "1")
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
