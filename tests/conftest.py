@@ -39,3 +39,8 @@ if os.environ.get("CI"):
 
     settings.register_profile("ci", derandomize=True, database=None)
     settings.load_profile("ci")
+
+
+def pytest_configure(config):
+    # pyproject.toml registers it too; this serves runs from outside the tree
+    config.addinivalue_line("markers", "slow: heavier cases, still run in CI")

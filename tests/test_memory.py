@@ -8,7 +8,7 @@ import pytest
 
 import fastnn
 import fastnn.callbacks
-import fastnn.model
+import fastnn.training
 
 
 class _EpochAllocations(fastnn.callbacks.Callback):
@@ -35,7 +35,7 @@ BATCH, WIDTH, LIMIT = 256, 256, 32_000
 
 def _epoch_peaks(layers, fused, monkeypatch, backend="cython", n=8192, d=50,
                  epochs=4):
-    monkeypatch.setattr(fastnn.model, "FUSED", fused)
+    monkeypatch.setattr(fastnn.training, "FUSED", fused)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((n, d)).astype(np.float32)
     y = rng.integers(0, 10, n)
@@ -80,7 +80,7 @@ def test_fit_peak_memory_is_workspace_not_data(fused, monkeypatch):
     # X (16 MB) is used in place, never copied; what fit adds is the parameters
     # with their gradient and Adam state (4 x 0.5 MB), the batch workspaces
     # (~1.5 MB) and the labels and permutation (2 x 64 kB).
-    monkeypatch.setattr(fastnn.model, "FUSED", fused)
+    monkeypatch.setattr(fastnn.training, "FUSED", fused)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((8192, 500)).astype(np.float32)
     y = rng.integers(0, 10, 8192)

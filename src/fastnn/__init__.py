@@ -14,7 +14,8 @@ from fastnn.io import load  # noqa: E402
 from fastnn.layers import (  # noqa: E402
     Activation, BatchNorm, Dense, Dropout, GaussianNoise, Maxout, PReLU,
 )
-from fastnn.model import Sequential, TrainingDivergedError  # noqa: E402
+from fastnn.model import Sequential  # noqa: E402
+from fastnn.training import TrainingDivergedError  # noqa: E402
 from fastnn.ops import get_ops  # noqa: E402
 from fastnn.optimizers import (  # noqa: E402
     SGD, AdaDelta, AdaGrad, Adam, AdamW, NAdam, RMSProp,

@@ -254,3 +254,10 @@ def select_features(name, X, feature_names):
     if feature_names is None or columns is None:
         return X
     return X[[columns[i] for i in feature_columns(name, columns, feature_names)]]
+
+
+def check_seed(seed, name="seed"):
+    """None, or an integer >= 0."""
+    if seed is None:
+        return None
+    return check_int(name, seed, 0)

@@ -77,7 +77,7 @@ class Callback:
         """Called when epoch ``epoch`` diverged (its loss or weights are NaN
         or infinite), once the last good weights are back in place; return
         True to end ``fit`` quietly instead of raising
-        :class:`~fastnn.model.TrainingDivergedError`."""
+        :class:`~fastnn.training.TrainingDivergedError`."""
         return False
 
     def on_train_end(self, model):

@@ -1,44 +1,22 @@
-"""The Sequential model: construction, training, evaluation and inference."""
+"""The Sequential model: construction, weights, inference, evaluation and
+persistence. Training lives in :mod:`fastnn.training`."""
 
 import contextlib
 import math
 import os
-import signal
-import threading
-import time
 
 import numpy as np
 
 from fastnn._validation import (
-    check_array, check_bool, check_choice, check_classes, check_dtype,
-    check_feature_names, check_float, check_int, check_labels, check_targets,
-    frame_columns, select_features,
+    check_array, check_choice, check_classes, check_dtype, check_feature_names,
+    check_int, check_labels, check_seed, check_targets, select_features,
 )
-from fastnn.callbacks import Callback, History
 from fastnn.layers import Layer
 from fastnn.losses import get_loss, loss_value
 from fastnn.ops import BACKENDS, get_ops
-from fastnn.optimizers import get_optimizer
-from fastnn.schedules import get_schedule
-
-#: Train all-Dense stacks with the fused step loop (``MLPPlan``); tests switch
-#: it off to compare against the layer-by-layer loop.
-FUSED = True
 
 #: Rows per chunk in predict/evaluate when no batch_size is given.
 INFERENCE_BATCH = 4096
-
-#: The ids of the models a ``fit`` is running on, guarded by ``_FIT_LOCK``.
-_FITTING = set()
-_FIT_LOCK = threading.Lock()
-
-
-class TrainingDivergedError(FloatingPointError):
-    """The loss or the weights became NaN or infinite during ``fit``.
-
-    The model holds the last good weights (those at the end of the last
-    finite epoch) when this is raised.
-    """
 
 
 def _check_fits_in_memory(n_params, dtype):
@@ -55,12 +33,6 @@ def _check_fits_in_memory(n_params, dtype):
             f"layers: the model has {n_params} parameters, which with their "
             f"gradients need {need / 2**30:.3g} GiB, more than this machine's "
             f"{memory / 2**30:.3g} GiB of memory")
-
-
-def _check_seed(seed, name="seed"):
-    if seed is None:
-        return None
-    return check_int(name, seed, 0)
 
 
 def _reused_width_dtype(layer):
@@ -129,7 +101,7 @@ class Sequential:
         if dtype is None:
             dtype = next((d for _, d in reused if d is not None), "float32")
         self.dtype = check_dtype(dtype)
-        self.seed = _check_seed(seed)
+        self.seed = check_seed(seed)
         self.backend = check_choice("backend", backend, BACKENDS)
         if input_dim is None:
             input_dim = reused[0][0]
@@ -546,35 +518,6 @@ class Sequential:
             result["mae"] = ab / (n * self.output_dim)
         return result
 
-    def _fit_inputs(self, X, y, spec, validation_data, validation_split,
-                    optimizer, batch_size, seed):
-        """The checks of ``fit`` that need the built model: the targets, the
-        validation data and the training buffers. Changes nothing in the model."""
-        target = self._check_targets(y, X.shape[0], spec)
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(
-                validation_data
-            ) != 2:
-                raise ValueError("validation_data: must be a pair (X_val, y_val)")
-            X_val = check_array("validation_data[0]", validation_data[0], self.dtype,
-                                n_features=X.shape[1])
-            y_val = self._check_targets(validation_data[1], X_val.shape[0], spec,
-                                        "validation_data[1]")
-        elif validation_split:
-            n_val = int(round(X.shape[0] * validation_split))
-            if n_val < 1 or n_val >= X.shape[0]:
-                raise ValueError(
-                    f"validation_split: {validation_split} of {X.shape[0]} samples "
-                    "leaves no validation or no training data"
-                )
-            X, X_val = X[:-n_val], X[-n_val:]
-            target, y_val = target[:-n_val], target[-n_val:]
-        else:
-            X_val = y_val = None
-
-        runner = _TrainingRun(self, X, target, spec, optimizer, batch_size, seed)
-        return target, X, X_val, y_val, runner
-
     def fit(self, X, y, loss="softmax_cross_entropy", optimizer="adam", epochs=10,
             batch_size=32, shuffle=True, validation_data=None, validation_split=0.0,
             callbacks=None, lr_schedule=None, verbose=1, seed=None):
@@ -582,166 +525,22 @@ class Sequential:
 
         Minibatches are reshuffled every epoch (``seed`` fixes the order and
         any dropout/noise) and gathered into preallocated buffers. Training
-        stops with :class:`TrainingDivergedError`, restoring the last good
-        weights, if the loss or the weights become non-finite. Ctrl-C stops at
-        the end of the current step, leaves a consistent model and re-raises
-        ``KeyboardInterrupt``.
+        stops with :class:`~fastnn.training.TrainingDivergedError`, restoring
+        the last good weights, if the loss or the weights become non-finite.
+        Ctrl-C stops at the end of the current step, leaves a consistent model
+        and re-raises ``KeyboardInterrupt``.
 
         An optimizer instance belongs to the first model it trains (see
         :class:`~fastnn.optimizers.Optimizer`); a name string makes a fresh
         one. One model trains in one ``fit`` at a time: a second, concurrent
-        ``fit`` of the same model raises ``RuntimeError``.
+        ``fit`` of the same model raises ``RuntimeError``. The run itself is
+        :func:`fastnn.training.fit`.
         """
-        with _FIT_LOCK:
-            if id(self) in _FITTING:
-                raise RuntimeError(
-                    "fit: this model is busy: another thread is fitting it; "
-                    "one model trains in one fit at a time")
-            _FITTING.add(id(self))
-        try:
-            return self._fit(X, y, loss, optimizer, epochs, batch_size, shuffle,
-                             validation_data, validation_split, callbacks,
-                             lr_schedule, verbose, seed)
-        finally:
-            with _FIT_LOCK:
-                _FITTING.discard(id(self))
+        from fastnn.training import fit
 
-    def _fit(self, X, y, loss, optimizer, epochs, batch_size, shuffle,
-             validation_data, validation_split, callbacks, lr_schedule, verbose,
-             seed):
-        # ---- validate everything before touching state ----
-        spec = get_loss(loss)
-        X = select_features("X", X, self.feature_names)
-        names = frame_columns(X) if self.feature_names is None else None
-        X = check_array("X", X, self.dtype,
-                        n_features=self.input_dim if self.built else None)
-        epochs = check_int("epochs", epochs, 1)
-        batch_size = check_int("batch_size", batch_size, 1)
-        shuffle = check_bool("shuffle", shuffle)
-        validation_split = check_float("validation_split", validation_split, 0, 1,
-                                       high_open=True)
-        verbose = check_int("verbose", verbose, 0, 2)
-        seed = _check_seed(seed)
-        if callbacks is None:
-            callbacks = []
-        elif isinstance(callbacks, (list, tuple)):
-            callbacks = list(callbacks)
-        else:
-            raise TypeError("callbacks: must be a list of Callback objects or None, "
-                            f"got {type(callbacks).__name__}")
-        for i, cb in enumerate(callbacks):
-            if not isinstance(cb, Callback):
-                raise TypeError(f"callbacks[{i}]: expected a Callback, got "
-                                f"{type(cb).__name__}")
-        optimizer = get_optimizer(optimizer)
-        optimizer.check_owner(self)
-        schedule = get_schedule(lr_schedule, epochs)
-        if validation_data is not None and validation_split:
-            raise ValueError("validation_split: give validation_data or "
-                             "validation_split, not both")
-        # An unbuilt model is built (the labels' range needs the output
-        # width) but stays unbuilt, to the world and after a refusal, until
-        # every check has passed and the optimizer is bound.
-        with self._building(X.shape[1]):
-            target, X, X_val, y_val, runner = self._fit_inputs(
-                X, y, spec, validation_data, validation_split, optimizer,
-                batch_size, seed)
-            # What every epoch will log: callbacks refuse a monitor or a path
-            # placeholder that names none of it now, not after an epoch.
-            keys = {"loss", "lr", "time"}
-            if runner.classify:
-                keys.add("accuracy")
-            if X_val is not None:
-                keys |= {"val_" + k for k in keys & {"loss", "accuracy"}}
-            for cb in callbacks:
-                cb.check_logs(sorted(keys))
-            if schedule is not None:
-                schedule.check(optimizer.lr, epochs, sorted(keys))
-            optimizer.bind(self, self._params)
-        runner.start()
-        self.loss = spec.name
-        if names is not None:
-            self.feature_names = names
-        history = History()
-        self.history = history
-        history.params.update(epochs=epochs, verbose=verbose)
-        self.stop_training = False
-        base_lr = optimizer.lr
-        if schedule is not None:
-            schedule.reset()
-        for cb in callbacks:
-            cb.on_train_begin(self)
-        interrupted = []
-        previous_handler = None
-        # Ctrl-C ends the epoch cleanly; not where Ctrl-C is ignored, or
-        # handled outside Python (getsignal gives None: no way to restore it).
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) not in (None, signal.SIG_IGN)):
-            def _on_sigint(signum, frame):
-                interrupted.append(True)
-            previous_handler = signal.signal(signal.SIGINT, _on_sigint)
-        logs = None
-        try:
-            for epoch in range(epochs):
-                lr = schedule(epoch, base_lr, logs) if schedule else base_lr
-                optimizer.lr = lr
-                start = time.perf_counter()
-                train_loss, accuracy = runner.epoch(shuffle, verbose, epoch, epochs,
-                                                    interrupted)
-                if interrupted:
-                    break
-                epoch_loss = train_loss + self.penalty()
-                if not math.isfinite(epoch_loss) or not np.isfinite(
-                    self._params
-                ).all():
-                    runner.restore()
-                    logs = {"loss": epoch_loss}
-                    # Every callback hears of it; any one may end fit quietly.
-                    if any([cb.on_divergence(self, epoch, logs)
-                            for cb in callbacks]):
-                        break
-                    raise TrainingDivergedError(
-                        f"training diverged in epoch {epoch + 1}: the loss is "
-                        f"{epoch_loss}; the weights of the last good epoch were "
-                        "restored. Lower the learning rate or clip gradients "
-                        "(clip_norm)."
-                    )
-                logs = {"loss": epoch_loss}
-                if accuracy is not None:
-                    logs["accuracy"] = accuracy
-                if X_val is not None:
-                    val = self.evaluate(X_val, y_val, metrics=("accuracy",)
-                                        if accuracy is not None else ())
-                    logs["val_loss"] = val["loss"]
-                    if "accuracy" in val:
-                        logs["val_accuracy"] = val["accuracy"]
-                logs["lr"] = lr
-                logs["time"] = time.perf_counter() - start
-                history.record(epoch, logs)
-                if verbose:
-                    _print_epoch(epoch, epochs, logs)
-                runner.snapshot()
-                for cb in callbacks:
-                    cb.on_epoch_end(self, epoch, logs)
-                if self.stop_training:
-                    break
-        except TrainingDivergedError:
-            raise
-        except BaseException:
-            # A failure mid-fit (a callback, memory) leaves the weights of the
-            # last completed epoch, not a half-updated step.
-            runner.restore()
-            raise
-        finally:
-            optimizer.lr = base_lr
-            if previous_handler is not None:
-                signal.signal(signal.SIGINT, previous_handler)
-        for cb in callbacks:
-            cb.on_train_end(self)
-        if interrupted:
-            raise KeyboardInterrupt("fit interrupted; the model holds the weights "
-                                    "of the last completed step")
-        return history
+        return fit(self, X, y, loss, optimizer, epochs, batch_size, shuffle,
+                   validation_data, validation_split, callbacks, lr_schedule,
+                   verbose, seed)
 
     # -- persistence / description ----------------------------------------------
     def save(self, path):
@@ -817,240 +616,3 @@ def _count_correct(spec, H, t):
     if spec.targets == "labels":
         return int(np.count_nonzero(np.argmax(H, axis=1) == t))
     return int(np.count_nonzero((H > 0) == (t > 0.5)))
-
-
-def _print_epoch(epoch, epochs, logs):
-    from tqdm import tqdm
-
-    parts = [f"epoch {epoch + 1}/{epochs}"]
-    for key, value in logs.items():
-        if key == "time":
-            parts.append(f"{value:.2f}s")
-        elif key == "lr":
-            parts.append(f"lr {value:.3g}")
-        else:
-            parts.append(f"{key} {value:.4f}")
-    tqdm.write(" - ".join(parts))
-
-
-class _TrainingRun:
-    """The buffers and the step loop of one ``fit`` call."""
-
-    def __init__(self, model, X, target, spec, optimizer, batch_size, seed):
-        self.model = model
-        self.ops = model.ops
-        self.X = X
-        self.target = target
-        self.spec = spec
-        self.optimizer = optimizer
-        self.n = X.shape[0]
-        self.bs = bs = min(batch_size, self.n)
-        # A batch of one sample has no batch variance (torch refuses it): with
-        # a BatchNorm layer, an epoch leaves out a last batch of one sample,
-        # a different sample each epoch when shuffling.
-        from fastnn.layers import BatchNorm
-
-        self.n_used = self.n
-        if any(isinstance(layer, BatchNorm) for layer in model.layers):
-            if self.n == 1:
-                raise ValueError("X: BatchNorm needs at least 2 samples to train on, "
-                                 "got 1")
-            if bs == 1:
-                raise ValueError("batch_size: BatchNorm needs batches of at least 2 "
-                                 "samples, got 1")
-            if self.n % bs == 1:
-                self.n_used = self.n - 1
-        self.rng = np.random.default_rng(seed)
-        self.perm = np.arange(self.n, dtype=np.int64)
-        self.workspaces = [layer.workspace(bs) for layer in model.layers]
-        self.Xb = np.empty((bs, X.shape[1]), model.dtype)
-        tshape = (bs,) if target.ndim == 1 else (bs, target.shape[1])
-        self.tb = np.empty(tshape, target.dtype)
-        self.dOut = np.empty((bs, model.output_dim), model.dtype)
-        self.classify = spec.targets == "labels" or spec.link == "sigmoid"
-        self.pred = np.empty(bs, np.int64)
-        self.hit = np.empty(bs, np.bool_)
-        self.runs = model._trainable_runs()
-        trainable = [i for i, layer in enumerate(model.layers)
-                     if layer.trainable and layer.param_shapes()]
-        self.first_trainable = trainable[0] if trainable else len(model.layers)
-        self.plan = None  # made by start(), once the optimizer is bound
-        self.good_params = model._params.copy()
-        self.good_state = [
-            {k: v.copy() for k, v in layer.state.items()} for layer in model.layers
-        ]
-
-    def start(self):
-        """Set up the step loop; called once ``fit``'s checks have passed and
-        the optimizer is bound (its state laid out for this model)."""
-        self.plan = self._fused_plan() if FUSED else None
-
-    def _fused_plan(self):
-        """The one-call-per-chunk step loop, for all-Dense trainable stacks
-        trained with SGD, Adam or AdamW without clipping or l1/l2."""
-        from fastnn.layers import Dense
-        from fastnn.optimizers import SGD, Adam, AdamW
-
-        model, opt = self.model, self.optimizer
-        layers = model.layers
-        if not all(type(la) is Dense and la.trainable and not (la.l1 or la.l2)
-                   for la in layers):
-            return None
-        if type(opt) not in (SGD, Adam, AdamW) or opt.clip_norm is not None:
-            return None
-        if type(opt) is SGD:
-            name = "sgd"
-            hyper = (opt.momentum, opt.dampening, float(opt.nesterov),
-                     opt.weight_decay)
-            state = (opt.state["momentum_buffer"],)
-        else:
-            name = "adamw" if type(opt) is AdamW else "adam"
-            hyper = (opt.betas[0], opt.betas[1], opt.eps, opt.weight_decay,
-                     float(opt.amsgrad))
-            state = tuple(opt.state[k] for k in opt.state_names if k in opt.state)
-        specs = []
-        for i, (layer, ws) in enumerate(zip(layers, self.workspaces)):
-            specs.append((layer.params["weight"], layer.params["bias"],
-                          layer.grads["weight"], layer.grads["bias"],
-                          layer.activation.name, layer.alpha, ws.buffers["Y"],
-                          ws.buffers["Z"], ws.buffers["dX"] if i > 0 else None))
-        n_params = model._params.size
-        # Steps per call: about 2e8 flops, so Ctrl-C and the bar stay responsive.
-        self.chunk = max(1, int(2e8 // (6 * self.bs * max(n_params, 1))))
-        return self.ops.MLPPlan(self.X, self.target, self.perm, specs, self.Xb,
-                                self.tb, self.dOut, self.spec.name, 1.0, name,
-                                hyper, model._params, model._grads, state)
-
-    def _fused_epoch(self, n_steps, bar, interrupted):
-        opt = self.optimizer
-        total, correct, s = 0.0, 0, 0
-        while s < n_steps:
-            todo = min(self.chunk, n_steps - s)
-            loss_sum, hits, done = self.plan.run(s, todo, opt.lr, opt.step_count)
-            opt.step_count += done
-            total += loss_sum
-            correct += hits
-            s += done
-            if done < todo:
-                return float("nan"), correct, s
-            if bar is not None:
-                bar.update(done)
-                bar.set_postfix(loss=f"{total / min(s * self.bs, self.n):.4f}",
-                                refresh=False)
-            if interrupted:
-                break
-        return total, correct, s
-
-    def snapshot(self):
-        np.copyto(self.good_params, self.model._params)
-        for saved, layer in zip(self.good_state, self.model.layers):
-            for k, v in layer.state.items():
-                np.copyto(saved[k], v)
-
-    def restore(self):
-        np.copyto(self.model._params, self.good_params)
-        for saved, layer in zip(self.good_state, self.model.layers):
-            for k, v in layer.state.items():
-                np.copyto(v, saved[k])
-        self.optimizer.reset()
-
-    def _rows(self, buf, k):
-        return buf if k == buf.shape[0] else buf[:k]
-
-    def step(self, idx):
-        ops, model = self.ops, self.model
-        k = idx.shape[0]
-        Xb = self._rows(self.Xb, k)
-        tb = self._rows(self.tb, k)
-        ops.gather_rows(self.X, idx, Xb)
-        if tb.ndim == 1:
-            ops.gather_labels(self.target, idx, tb)
-        else:
-            ops.gather_rows(self.target, idx, tb)
-        H = Xb
-        for layer, ws in zip(model.layers, self.workspaces):
-            H = layer.forward(ops, H, ws, k, True, self.rng)
-        d = self._rows(self.dOut, k)
-        correct = 0
-        if self.classify:
-            correct = self._correct(H, tb, k)
-        loss = loss_value(ops, self.spec, H, tb, d)
-        if not math.isfinite(loss):
-            return loss, correct
-        first = self.first_trainable
-        for i in range(len(model.layers) - 1, first - 1, -1):
-            d = model.layers[i].backward(ops, d, self.workspaces[i], k, i > first)
-        if self.runs:
-            self.optimizer.step(ops, model._params, model._grads, self.runs)
-        return loss, correct
-
-    def _correct(self, H, tb, k):
-        if self.spec.targets == "labels":
-            pred = self._rows(self.pred, k)
-            np.argmax(H, axis=1, out=pred)
-            hit = self._rows(self.hit, k)
-            np.equal(pred, tb, out=hit)
-            return int(np.count_nonzero(hit))
-        return int(np.count_nonzero((H > 0) == (tb > 0.5)))
-
-    def epoch(self, shuffle, verbose, epoch, epochs, interrupted):
-        if shuffle:
-            self.rng.shuffle(self.perm)
-        n, bs = self.n_used, self.bs
-        n_steps = -(-n // bs)
-        bar = None
-        if verbose == 1:
-            import sys
-
-            from tqdm import tqdm
-
-            # Only on a terminal (disable=None: not when stderr is piped or
-            # captured; a Jupyter kernel's stream says it is no terminal but
-            # shows bars), drawn at once (delay=0) and then at most 20 times a
-            # second; it is erased at the end of the epoch, where the epoch's
-            # line takes its place.
-            jupyter = type(sys.stderr).__module__.startswith("ipykernel.")
-            bar = tqdm(total=n_steps, desc=f"epoch {epoch + 1}/{epochs}",
-                       leave=False, unit="step", disable=False if jupyter else None,
-                       delay=0, mininterval=0.05)
-        total = 0.0
-        correct = 0
-        try:
-            if self.plan is not None:
-                total, correct, done = self._fused_epoch(n_steps, bar, interrupted)
-                seen = min(done * bs, n)
-                if not math.isfinite(total) or interrupted:
-                    return (total / max(seen, 1) if math.isfinite(total) else total,
-                            None)
-                if bar is not None:  # an epoch shorter than mininterval shows its end
-                    bar.refresh()
-                return self._epoch_result(total, correct)
-            for s in range(n_steps):
-                start = s * bs
-                idx = self.perm[start:start + bs]
-                loss, c = self.step(idx)
-                if not math.isfinite(loss):
-                    return loss, None
-                total += loss * idx.shape[0]
-                correct += c
-                if bar is not None:
-                    bar.update(1)
-                    if s % 10 == 0:
-                        bar.set_postfix(loss=f"{total / (start + idx.shape[0]):.4f}",
-                                        refresh=False)
-                if interrupted:
-                    return total / max(start + idx.shape[0], 1), None
-            if bar is not None:  # an epoch shorter than mininterval shows its end
-                bar.set_postfix(loss=f"{total / n:.4f}", refresh=False)
-                bar.refresh()
-        finally:
-            if bar is not None:
-                bar.close()
-        return self._epoch_result(total, correct)
-
-    def _epoch_result(self, total, correct):
-        n = self.n_used
-        if not self.classify:
-            return total / n, None
-        denom = n * (1 if self.spec.targets == "labels" else self.target.shape[1])
-        return total / n, correct / denom

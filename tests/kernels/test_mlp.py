@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import fastnn
-import fastnn.model
+import fastnn.training
 from conftest import tolerance
 
 CASES = [
@@ -38,7 +38,7 @@ def _optimizer(name):
 
 
 def _train(loss, opt, acts, dtype, backend, fused, monkeypatch):
-    monkeypatch.setattr(fastnn.model, "FUSED", fused)
+    monkeypatch.setattr(fastnn.training, "FUSED", fused)
     X, y = _data(loss, dtype)
     model = fastnn.Sequential([fastnn.Dense(9, acts[0]), fastnn.Dense(6, acts[1]),
                                fastnn.Dense(4)], seed=1, dtype=dtype,
