@@ -59,11 +59,29 @@ _BIND_LOCK = threading.Lock()
 
 
 class Optimizer:
-    """Base class: validated hyperparameters, lazily allocated state.
+    r"""Base class of the optimizers: hyperparameters, state, gradient clipping.
 
-    ``clip_norm``, if given, rescales the gradients before each step so that
-    their global L2 norm is at most ``clip_norm`` (torch's
-    ``clip_grad_norm_``).
+    Every optimizer keeps one step count ``t`` (``step_count``), shared by
+    all parameters, and state arrays shaped like the model's flat parameter
+    buffer, allocated before the first step. Each step is::
+
+        t <- t + 1
+        if clip_norm is not None:
+            n_t <- sqrt(sum of g_t^2 over all trainable parameters)
+            if not clip_norm / (n_t + 1e-6) >= 1:
+                g_t <- g_t * clip_norm / (n_t + 1e-6)
+        the subclass's update of p from g_t
+
+    The clipping is torch's ``clip_grad_norm_(params, clip_norm)`` over all
+    trainable parameters together: ``n_t`` is accumulated in float64; a
+    NaN norm makes every gradient NaN and an infinite one multiplies them
+    by 0, as in torch. The
+    subclasses' algorithms write this as ``g_t <- clip(g_t)``.
+
+    Against ``torch.optim``, fastnn has no ``maximize``, ``foreach``,
+    ``fused``, ``capturable`` or ``differentiable`` and no parameter groups;
+    the update rules and defaults are torch's, except where a subclass says
+    otherwise.
 
     **An optimizer instance belongs to the first model it trains.** The
     first ``fit`` that passes all its checks binds the instance to its
@@ -83,6 +101,21 @@ class Optimizer:
     one starts as on the first step (zeros; AMSGrad's running maximum starts
     from the current second moment ``exp_avg_sq``), and one no longer needed
     is dropped.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate, >= 0.
+    clip_norm : float or None, default None
+        If given (> 0), global-norm gradient clipping before the update:
+        the gradients of all trainable parameters are rescaled together so
+        that their L2 norm is at most ``clip_norm``, as above.
+
+    References
+    ----------
+    .. [1] R. Pascanu, T. Mikolov and Y. Bengio, "On the difficulty of
+       training recurrent neural networks", ICML 2013 (gradient norm
+       clipping).
     """
 
     #: Names of the state arrays, each shaped like the flat parameter buffer.
@@ -201,12 +234,52 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent (torch.optim.SGD).
+    r"""Stochastic gradient descent, with optional (Nesterov) momentum.
 
-    ``g = grad + weight_decay * p``; with momentum,
-    ``buf = momentum * buf + (1 - dampening) * g`` (``buf = g`` on the first
-    step) and ``g = g + momentum * buf`` (nesterov) or ``g = buf``;
-    ``p -= lr * g``.
+    The update is torch.optim.SGD's. Algorithm, per step ``t = 1, 2, ...``
+    (``t`` counts the steps since construction or :meth:`reset`)::
+
+        input:  lr, momentum mu, dampening tau, weight_decay lambda,
+                nesterov, parameters p_0, gradients g_t
+        state:  momentum_buffer b (zeros)
+
+        g_t <- clip(g_t)
+        g_t <- g_t + lambda * p_{t-1}
+        if mu != 0:
+            if t = 1:  b_t <- g_t
+            else:      b_t <- mu * b_{t-1} + (1 - tau) * g_t
+            if nesterov:  g_t <- g_t + mu * b_t
+            else:         g_t <- b_t
+        p_t <- p_{t-1} - lr * g_t
+
+    Unlike torch, which starts the buffer with a copy of ``g`` whenever it
+    has none, fastnn starts it at step 1 only: if ``momentum`` is switched
+    on after step 1, its buffer starts at zero, so its first step uses
+    ``b_t = (1 - tau) * g_t``.
+
+    Parameters
+    ----------
+    lr : float, default 1e-3
+        Learning rate, >= 0.
+    momentum : float, default 0.0
+        Momentum factor ``mu``, >= 0; 0 is plain SGD.
+    dampening : float, default 0.0
+        Dampening ``tau`` of the gradient's share in the momentum buffer.
+    weight_decay : float, default 0.0
+        L2 penalty ``lambda``, >= 0, added to the gradient (coupled).
+    nesterov : bool, default False
+        Nesterov momentum (Sutskever et al.'s form); needs
+        ``momentum > 0`` and ``dampening == 0``.
+    clip_norm : float or None, default None
+        If given (> 0), global-norm gradient clipping before the update:
+        the gradients of all trainable parameters are rescaled together to
+        an L2 norm of at most ``clip_norm`` (see :class:`Optimizer`).
+
+    References
+    ----------
+    .. [1] I. Sutskever, J. Martens, G. Dahl and G. Hinton, "On the
+       importance of initialization and momentum in deep learning",
+       ICML 2013 (Nesterov momentum).
     """
 
     state_names = ("momentum_buffer",)
@@ -228,12 +301,53 @@ class SGD(Optimizer):
 
 
 class AdaGrad(Optimizer):
-    """AdaGrad (torch.optim.Adagrad), plus ``decay`` for a leaky accumulator.
+    r"""AdaGrad: per-coordinate step sizes from the sum of squared gradients.
 
-    ``clr = lr / (1 + (t - 1) * lr_decay)``; ``g = grad + weight_decay * p``;
-    ``sum = decay * sum + g^2``; ``p -= clr * g / (sqrt(sum) + eps)``, with
-    ``sum`` starting at ``initial_accumulator_value``. ``decay=1`` is torch's
-    rule.
+    torch.optim.Adagrad's update, plus ``decay``, which fastnn adds: an
+    accumulator that forgets. Algorithm, per step ``t = 1, 2, ...``::
+
+        input:  lr, lr_decay eta, weight_decay lambda, eps,
+                initial_accumulator_value s_0, decay rho,
+                parameters p_0, gradients g_t
+        state:  sum s (filled with s_0)
+
+        g_t <- clip(g_t)
+        g_t <- g_t + lambda * p_{t-1}
+        clr <- lr / (1 + (t - 1) * eta)
+        s_t <- rho * s_{t-1} + g_t^2
+        p_t <- p_{t-1} - clr * g_t / (sqrt(s_t) + eps)
+
+    ``eps`` is added after the square root. The default ``decay=1.0`` is
+    torch's rule exactly; torch has no ``decay``, and with ``decay < 1``
+    the update differs from torch's (it is not RMSProp either: ``g_t^2``
+    keeps weight 1).
+
+    Parameters
+    ----------
+    lr : float, default 1e-2
+        Learning rate, >= 0.
+    lr_decay : float, default 0.0
+        Learning-rate decay ``eta``, >= 0: step ``t`` uses
+        ``lr / (1 + (t - 1) * lr_decay)``.
+    weight_decay : float, default 0.0
+        L2 penalty ``lambda``, >= 0, added to the gradient (coupled).
+    initial_accumulator_value : float, default 0.0
+        Starting value ``s_0``, >= 0, of every entry of the sum.
+    eps : float, default 1e-10
+        Added to ``sqrt(s_t)`` in the denominator, >= 0.
+    decay : float, default 1.0
+        Factor ``rho`` in (0, 1] on the old sum at each step (not in torch;
+        1 is torch's rule).
+    clip_norm : float or None, default None
+        If given (> 0), global-norm gradient clipping before the update:
+        the gradients of all trainable parameters are rescaled together to
+        an L2 norm of at most ``clip_norm`` (see :class:`Optimizer`).
+
+    References
+    ----------
+    .. [1] J. Duchi, E. Hazan and Y. Singer, "Adaptive Subgradient Methods
+       for Online Learning and Stochastic Optimization", JMLR 12,
+       2121-2159, 2011.
     """
 
     state_names = ("sum",)
@@ -258,9 +372,60 @@ class AdaGrad(Optimizer):
 
 
 class RMSProp(Optimizer):
-    """RMSProp (torch.optim.RMSprop): ``v = alpha v + (1 - alpha) g^2``;
-    ``p -= lr * g / (sqrt(v) + eps)`` (centered: ``v - mean(g)^2``), with
-    optional momentum on the scaled step."""
+    r"""RMSProp: divide the gradient by a running root mean square.
+
+    The update is torch.optim.RMSprop's. Algorithm, per step
+    ``t = 1, 2, ...``::
+
+        input:  lr, alpha, eps, weight_decay lambda, momentum mu,
+                centered, parameters p_0, gradients g_t
+        state:  square_avg v, grad_avg a, momentum_buffer b (zeros)
+
+        g_t <- clip(g_t)
+        g_t <- g_t + lambda * p_{t-1}
+        v_t <- alpha * v_{t-1} + (1 - alpha) * g_t^2
+        if centered:
+            a_t <- a_{t-1} + (1 - alpha) * (g_t - a_{t-1})
+            d_t <- sqrt(v_t - a_t^2) + eps
+        else:
+            d_t <- sqrt(v_t) + eps
+        if mu > 0:
+            b_t <- mu * b_{t-1} + g_t / d_t
+            p_t <- p_{t-1} - lr * b_t
+        else:
+            p_t <- p_{t-1} - lr * g_t / d_t
+
+    ``eps`` is added after the square root. ``v`` and ``a`` carry no bias
+    correction.
+
+    Parameters
+    ----------
+    lr : float, default 1e-2
+        Learning rate, >= 0.
+    alpha : float, default 0.99
+        Smoothing constant of the running averages, >= 0.
+    eps : float, default 1e-8
+        Added to the root mean square in the denominator, >= 0.
+    weight_decay : float, default 0.0
+        L2 penalty ``lambda``, >= 0, added to the gradient (coupled).
+    momentum : float, default 0.0
+        Momentum factor ``mu``, >= 0, on the scaled step ``g_t / d_t``.
+    centered : bool, default False
+        Divide by an estimate of the gradient's variance,
+        ``v_t - a_t^2``, instead of its raw second moment.
+    clip_norm : float or None, default None
+        If given (> 0), global-norm gradient clipping before the update:
+        the gradients of all trainable parameters are rescaled together to
+        an L2 norm of at most ``clip_norm`` (see :class:`Optimizer`).
+
+    References
+    ----------
+    .. [1] T. Tieleman and G. Hinton, "Lecture 6e - rmsprop: Divide the
+       gradient by a running average of its recent magnitude", COURSERA:
+       Neural Networks for Machine Learning, 2012.
+    .. [2] A. Graves, "Generating Sequences With Recurrent Neural
+       Networks", arXiv:1308.0850, 2013 (the centered variant).
+    """
 
     state_names = ("square_avg", "momentum_buffer", "grad_avg")
 
@@ -280,9 +445,44 @@ class RMSProp(Optimizer):
 
 
 class AdaDelta(Optimizer):
-    """AdaDelta (torch.optim.Adadelta): ``v = rho v + (1 - rho) g^2``;
-    ``d = sqrt(u + eps) / sqrt(v + eps) * g``; ``u = rho u + (1 - rho) d^2``;
-    ``p -= lr * d``."""
+    r"""AdaDelta: steps scaled by running averages of squared steps and gradients.
+
+    The update is torch.optim.Adadelta's. Algorithm, per step
+    ``t = 1, 2, ...``::
+
+        input:  lr, rho, eps, weight_decay lambda,
+                parameters p_0, gradients g_t
+        state:  square_avg v, acc_delta u (zeros)
+
+        g_t <- clip(g_t)
+        g_t <- g_t + lambda * p_{t-1}
+        v_t <- rho * v_{t-1} + (1 - rho) * g_t^2
+        D_t <- sqrt(u_{t-1} + eps) / sqrt(v_t + eps) * g_t
+        u_t <- rho * u_{t-1} + (1 - rho) * D_t^2
+        p_t <- p_{t-1} - lr * D_t
+
+    ``eps`` sits inside both square roots.
+
+    Parameters
+    ----------
+    lr : float, default 1.0
+        Learning rate, >= 0, scaling ``D_t``.
+    rho : float, default 0.9
+        Decay of the running averages, in [0, 1].
+    eps : float, default 1e-6
+        Added inside both square roots, >= 0.
+    weight_decay : float, default 0.0
+        L2 penalty ``lambda``, >= 0, added to the gradient (coupled).
+    clip_norm : float or None, default None
+        If given (> 0), global-norm gradient clipping before the update:
+        the gradients of all trainable parameters are rescaled together to
+        an L2 norm of at most ``clip_norm`` (see :class:`Optimizer`).
+
+    References
+    ----------
+    .. [1] M. D. Zeiler, "ADADELTA: An Adaptive Learning Rate Method",
+       arXiv:1212.5701, 2012.
+    """
 
     state_names = ("square_avg", "acc_delta")
 
@@ -298,10 +498,60 @@ class AdaDelta(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (torch.optim.Adam), coupled weight decay, optional AMSGrad.
+    r"""Adam: adaptive moment estimation, with optional AMSGrad.
 
-    ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g^2``;
-    ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
+    The update is torch.optim.Adam's (with ``decoupled_weight_decay=False``;
+    for decoupled decay use :class:`AdamW`). Algorithm, per step
+    ``t = 1, 2, ...``::
+
+        input:  lr, betas (beta1, beta2), eps, weight_decay lambda,
+                amsgrad, parameters p_0, gradients g_t
+        state:  exp_avg m, exp_avg_sq v (zeros);
+                max_exp_avg_sq v_max (with amsgrad; zeros)
+
+        g_t <- clip(g_t)
+        g_t <- g_t + lambda * p_{t-1}
+        m_t <- m_{t-1} + (1 - beta1) * (g_t - m_{t-1})
+        v_t <- beta2 * v_{t-1} + (1 - beta2) * g_t^2
+        if amsgrad:
+            v_max_t <- max(v_max_{t-1}, v_t)
+            v_hat <- v_max_t
+        else:
+            v_hat <- v_t
+        p_t <- p_{t-1} - lr / (1 - beta1^t) * m_t
+                         / (sqrt(v_hat) / sqrt(1 - beta2^t) + eps)
+
+    ``m_t`` is ``beta1 * m_{t-1} + (1 - beta1) * g_t``, computed as torch's
+    ``lerp``. ``eps`` is added after the bias correction of ``sqrt(v_hat)``,
+    as in the paper's Algorithm 1 (not its faster variant, which adds
+    ``eps`` to the uncorrected ``sqrt(v_t)``). If ``amsgrad`` is switched
+    on after some steps, ``v_max`` starts from the current ``v``.
+
+    Parameters
+    ----------
+    lr : float, default 1e-3
+        Learning rate, >= 0.
+    betas : tuple of float, default (0.9, 0.999)
+        ``(beta1, beta2)``, each in [0, 1): decay of the first and second
+        moment estimates.
+    eps : float, default 1e-8
+        Added to the bias-corrected ``sqrt(v_hat)`` in the denominator,
+        >= 0.
+    weight_decay : float, default 0.0
+        L2 penalty ``lambda``, >= 0, added to the gradient (coupled).
+    amsgrad : bool, default False
+        Use the running maximum of ``v`` (AMSGrad).
+    clip_norm : float or None, default None
+        If given (> 0), global-norm gradient clipping before the update:
+        the gradients of all trainable parameters are rescaled together to
+        an L2 norm of at most ``clip_norm`` (see :class:`Optimizer`).
+
+    References
+    ----------
+    .. [1] D. P. Kingma and J. Ba, "Adam: A Method for Stochastic
+       Optimization", ICLR 2015, arXiv:1412.6980.
+    .. [2] S. J. Reddi, S. Kale and S. Kumar, "On the Convergence of Adam
+       and Beyond", ICLR 2018 (AMSGrad).
     """
 
     state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
@@ -332,8 +582,59 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """AdamW (torch.optim.AdamW): ``p *= 1 - lr * weight_decay`` (decoupled),
-    then the Adam step without coupled decay."""
+    r"""AdamW: Adam with decoupled weight decay.
+
+    The update is torch.optim.AdamW's. Algorithm, per step
+    ``t = 1, 2, ...``::
+
+        input:  lr, betas (beta1, beta2), eps, weight_decay lambda,
+                amsgrad, parameters p_0, gradients g_t
+        state:  exp_avg m, exp_avg_sq v (zeros);
+                max_exp_avg_sq v_max (with amsgrad; zeros)
+
+        g_t <- clip(g_t)
+        p_{t-1} <- p_{t-1} * (1 - lr * lambda)
+        m_t <- m_{t-1} + (1 - beta1) * (g_t - m_{t-1})
+        v_t <- beta2 * v_{t-1} + (1 - beta2) * g_t^2
+        if amsgrad:
+            v_max_t <- max(v_max_{t-1}, v_t)
+            v_hat <- v_max_t
+        else:
+            v_hat <- v_t
+        p_t <- p_{t-1} - lr / (1 - beta1^t) * m_t
+                         / (sqrt(v_hat) / sqrt(1 - beta2^t) + eps)
+
+    The decay multiplies the parameters before the Adam step and never
+    enters ``m`` or ``v``; it is scaled by ``lr`` (torch's form; the paper
+    scales it by the schedule multiplier only). Otherwise as :class:`Adam`.
+
+    Parameters
+    ----------
+    lr : float, default 1e-3
+        Learning rate, >= 0.
+    betas : tuple of float, default (0.9, 0.999)
+        ``(beta1, beta2)``, each in [0, 1): decay of the first and second
+        moment estimates.
+    eps : float, default 1e-8
+        Added to the bias-corrected ``sqrt(v_hat)`` in the denominator,
+        >= 0.
+    weight_decay : float, default 1e-2
+        Decoupled decay ``lambda``, >= 0: ``p *= 1 - lr * weight_decay``
+        at each step.
+    amsgrad : bool, default False
+        Use the running maximum of ``v`` (AMSGrad).
+    clip_norm : float or None, default None
+        If given (> 0), global-norm gradient clipping before the update:
+        the gradients of all trainable parameters are rescaled together to
+        an L2 norm of at most ``clip_norm`` (see :class:`Optimizer`).
+
+    References
+    ----------
+    .. [1] I. Loshchilov and F. Hutter, "Decoupled Weight Decay
+       Regularization", ICLR 2019, arXiv:1711.05101.
+    .. [2] D. P. Kingma and J. Ba, "Adam: A Method for Stochastic
+       Optimization", ICLR 2015, arXiv:1412.6980.
+    """
 
     _kernel = "adamw_update"
 
@@ -343,8 +644,57 @@ class AdamW(Adam):
 
 
 class NAdam(Optimizer):
-    """NAdam (torch.optim.NAdam) with ``momentum_decay``:
-    ``mu_t = b1 (1 - 0.5 * 0.96^(t psi))``; Nesterov-corrected Adam step."""
+    r"""NAdam: Adam with Nesterov momentum and a warming momentum schedule.
+
+    The update is torch.optim.NAdam's (with
+    ``decoupled_weight_decay=False``, which fastnn does not offer).
+    Algorithm, per step ``t = 1, 2, ...``::
+
+        input:  lr, betas (beta1, beta2), eps, weight_decay lambda,
+                momentum_decay psi, parameters p_0, gradients g_t
+        state:  exp_avg m, exp_avg_sq v (zeros); mu_product pi_0 = 1
+
+        g_t <- clip(g_t)
+        g_t <- g_t + lambda * p_{t-1}
+        mu_t     <- beta1 * (1 - 0.5 * 0.96^(t * psi))
+        mu_{t+1} <- beta1 * (1 - 0.5 * 0.96^((t + 1) * psi))
+        pi_t <- pi_{t-1} * mu_t
+        m_t <- m_{t-1} + (1 - beta1) * (g_t - m_{t-1})
+        v_t <- beta2 * v_{t-1} + (1 - beta2) * g_t^2
+        d_t <- sqrt(v_t / (1 - beta2^t)) + eps
+        p_t <- p_{t-1} - lr * (1 - mu_t) / (1 - pi_t) * g_t / d_t
+                       - lr * mu_{t+1} / (1 - pi_t * mu_{t+1}) * m_t / d_t
+
+    ``eps`` is added after the square root of the bias-corrected ``v``.
+    ``pi_t`` is kept as a float64 number. torch keeps it as a scalar
+    tensor of its default dtype: with the float64 default the two agree to
+    float64 rounding; with torch's float32 default, torch's ``pi_t``
+    carries float32 rounding.
+
+    Parameters
+    ----------
+    lr : float, default 2e-3
+        Learning rate, >= 0.
+    betas : tuple of float, default (0.9, 0.999)
+        ``(beta1, beta2)``, each in [0, 1): decay of the first and second
+        moment estimates.
+    eps : float, default 1e-8
+        Added to ``sqrt(v_t / (1 - beta2^t))`` in the denominator,
+        >= 0.
+    weight_decay : float, default 0.0
+        L2 penalty ``lambda``, >= 0, added to the gradient (coupled).
+    momentum_decay : float, default 4e-3
+        ``psi``, >= 0: the momentum schedule's decay, in ``mu_t`` above.
+    clip_norm : float or None, default None
+        If given (> 0), global-norm gradient clipping before the update:
+        the gradients of all trainable parameters are rescaled together to
+        an L2 norm of at most ``clip_norm`` (see :class:`Optimizer`).
+
+    References
+    ----------
+    .. [1] T. Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016
+       workshop.
+    """
 
     state_names = ("exp_avg", "exp_avg_sq")
 
