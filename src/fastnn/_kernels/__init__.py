@@ -24,5 +24,6 @@ KERNEL_MODULES = (
     "batchnorm",
     "gather",
     "mlp",
+    "stack",
     "random",
 )

@@ -21,3 +21,10 @@ cpdef object choice(str name, object value, object options)
 cpdef double number(str name, object value, double low, double high,
                     bint low_open=*, bint high_open=*) except? -1
 cpdef Py_ssize_t count(str name, object value, Py_ssize_t low) except -1
+
+
+cdef inline void* data_ptr(a):
+    """The data pointer of a C-contiguous array (None gives NULL)."""
+    if a is None:
+        return NULL
+    return <void*> <size_t> a.ctypes.data

@@ -5,11 +5,11 @@ import math
 
 import numpy as np
 
-from fastnn._kernels._checks import plan_args, plan_run_args, stack_args, stack_out_args
+from fastnn._kernels._checks import plan_args, plan_run_args
 from fastnn.reference import dense, gather, losses, optim
 from fastnn.reference.activations import _ACTIVATIONS, NEEDS_INPUT
 
-__all__ = ["DenseStack", "MLPPlan"]
+__all__ = ["MLPPlan"]
 
 _LOSSES = {"softmax_cross_entropy": losses.softmax_cross_entropy_forward_backward,
            "hinge": losses.hinge_forward_backward,
@@ -103,28 +103,3 @@ class MLPPlan:
             self._update(lr, opt_step)
             done += 1
         return loss_sum, correct, done
-
-
-class DenseStack:
-    """See :class:`fastnn._kernels.mlp.DenseStack`; same arguments and results."""
-
-    def __init__(self, layers):
-        self.n_in, self.n_out = stack_args(layers, _ACTIVATIONS)
-        self.layers = list(layers)
-        self.dtype = self.layers[0][0].dtype
-
-    def forward(self, X, out):
-        if (type(X) is not np.ndarray or X.dtype != self.dtype or X.ndim != 2
-                or X.shape[0] == 0 or X.shape[1] != self.n_in
-                or not X.flags.c_contiguous):
-            return False
-        stack_out_args(X, out, self.n_out)
-        if not np.isfinite(X).all():
-            return False
-        H = X
-        for W, b, act, alpha in self.layers:
-            Y = np.empty((H.shape[0], W.shape[0]), self.dtype)
-            dense.dense_forward(H, W, b, act, alpha, Y)
-            H = Y
-        out[...] = H
-        return True

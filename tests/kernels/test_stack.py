@@ -1,0 +1,88 @@
+"""DenseStack, the one-call inference pass behind ``Sequential.predict``: Cython
+vs twin, vs the layers' kernels one at a time, and the predict fast path."""
+
+import numpy as np
+import pytest
+
+import fastnn
+from conftest import tolerance
+
+ACT_CHAINS = [["relu", "tanh", "identity"], ["gelu", "sigmoid", "softplus"],
+              ["leaky_relu", "elu", "identity"]]
+
+
+def _stack_layers(acts, dtype, widths=(13, 700, 9, 5), seed=0):
+    rng = np.random.default_rng(seed)
+    layers = []
+    for n_in, n_out, act in zip(widths, widths[1:], acts):
+        W = (rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)).astype(dtype)
+        b = rng.standard_normal(n_out).astype(dtype)
+        layers.append((W, b, act, 0.1 if act == "leaky_relu" else 1.0))
+    return layers
+
+
+@pytest.mark.parametrize("n", [1, 3, 512, 1300], ids=["1row", "odd", "block", "blocks"])
+@pytest.mark.parametrize("acts", ACT_CHAINS, ids=lambda a: "-".join(a))
+def test_dense_stack_matches_twin_and_layer_by_layer(acts, n, dtype):
+    from fastnn._kernels import stack as cy
+    from fastnn.reference import dense
+    from fastnn.reference import stack as ref
+
+    layers = _stack_layers(acts, dtype)
+    X = np.random.default_rng(1).standard_normal((n, 13)).astype(dtype)
+    out_cy = np.full((n, 5), np.nan, dtype)
+    out_np = np.full((n, 5), np.nan, dtype)
+    assert cy.DenseStack(layers).forward(X, out_cy)
+    assert ref.DenseStack(layers).forward(X, out_np)
+    H = X
+    for W, b, act, alpha in layers:  # the twin's kernels, one layer at a time
+        Y = np.empty((n, W.shape[0]), dtype)
+        dense.dense_forward(H, W, b, act, alpha, Y)
+        H = Y
+    np.testing.assert_allclose(out_cy, out_np, **tolerance(dtype, scale=10.0))
+    np.testing.assert_allclose(out_np, H, **tolerance(dtype, scale=10.0))
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_dense_stack_declines_what_it_cannot_take(backend):
+    from fastnn.ops import get_ops
+
+    stack = get_ops(backend).DenseStack(_stack_layers(ACT_CHAINS[0], np.float32))
+    out = np.full((4, 5), 7.0, np.float32)
+    X = np.ones((4, 13), np.float32)
+    bad = [X.astype(np.float64), X[:, :12], np.asfortranarray(X), X[:0], X.tolist(),
+           X[0], np.where(np.arange(13) == 3, np.nan, X), np.where(X > 0, np.inf, X)]
+    for Xbad in bad:
+        assert stack.forward(Xbad, out) is False
+        assert (out == 7.0).all()  # nothing written
+    # A non-finite value in a later block of rows is found too (each block is
+    # checked just before its GEMMs); what was written is for the caller to drop.
+    X = np.ones((1300, 13), np.float32)
+    X[1299, 12] = np.inf
+    assert stack.forward(X, np.empty((1300, 5), np.float32)) is False
+
+
+def test_predict_fast_path_equals_generic_path_and_validates():
+    model = fastnn.Sequential([fastnn.Dense(16, "relu"), fastnn.Dense(3)],
+                              input_dim=5, seed=0)
+    X = np.random.default_rng(0).standard_normal((37, 5)).astype(np.float32)
+    fast = model.predict(X)
+    generic = model.predict(X, batch_size=8)  # layer by layer
+    np.testing.assert_allclose(fast, generic, **tolerance(np.float32, scale=10.0))
+    # inputs the stack declines take the validating path: converted or refused
+    np.testing.assert_allclose(model.predict(X.astype(np.float64)), fast, rtol=1e-6)
+    np.testing.assert_allclose(model.predict(X.tolist()), fast, rtol=1e-6)
+    Xnan = X.copy()
+    Xnan[3, 2] = np.nan
+    with pytest.raises(ValueError, match="X: contains NaN or infinity"):
+        model.predict(Xnan)
+    with pytest.raises(ValueError, match="expected 5 features"):
+        model.predict(X[:, :4])
+    with pytest.raises(ValueError, match="reshape a single sample"):
+        model.predict(X[0])
+    # the stack reads the weights in place: set_weights is seen at once
+    weights = model.get_weights()
+    model.set_weights([2 * w for w in weights])
+    assert not np.allclose(model.predict(X), fast)
+    model.set_weights(weights)
+    np.testing.assert_array_equal(model.predict(X), fast)
