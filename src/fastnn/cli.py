@@ -184,7 +184,7 @@ def _prepare_targets(data, args):
     column = f" in {data.label_name!r}" if data.label_name else ""
     other = "regression" if task == "classification" else "classification"
     how = (f"auto: {reason}{column}; --task {other} to override"
-           if args.task == "auto" else "--task")
+           if args.task == "auto" else f"as --task {task} asks")
     print(f"task: {task} ({how}), loss: {loss}")
     if task == "classification":
         classes, indices = encode_labels(data.y)
