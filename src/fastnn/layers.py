@@ -185,6 +185,19 @@ class Layer:
         """Regularization added to the loss."""
         return 0.0
 
+    def plan_op(self):
+        """This layer described to the training plan: ``(kind, arrays,
+        values)``, the kind and names of
+        :data:`fastnn._kernels.codes.LAYER_KINDS`."""
+        raise NotImplementedError  # pragma: no cover - every layer overrides
+
+    def _plan_params(self, names):
+        """The parameters ``names`` and their gradients (None when frozen)."""
+        arrays = {name: self.params[name] for name in names}
+        for name in names:
+            arrays["grad_" + name] = self.grads[name] if self.trainable else None
+        return arrays
+
     # -- description ---------------------------------------------------------
     def get_config(self):
         return {"trainable": self.trainable}
@@ -333,6 +346,11 @@ class Dense(Layer):
                 total += self.l1 * float(np.abs(block).sum())
         return total
 
+    def plan_op(self):
+        return ("dense", self._plan_params(("weight", "bias")),
+                {"activation": self.activation.name, "alpha": self.alpha,
+                 "l1": self.l1, "l2": self.l2, "trainable": self.trainable})
+
     def get_config(self):
         return {"units": self.units, "activation": self.activation.name,
                 "init": self.init, "gain": self.gain, "l1": self.l1, "l2": self.l2,
@@ -404,6 +422,12 @@ class Activation(Layer):
                                     dX)
         return dX
 
+    def plan_op(self):
+        if self.activation is None:
+            return "softmax", {}, {"temperature": self.temperature}
+        return "activation", {}, {"activation": self.activation.name,
+                                  "alpha": self.alpha}
+
     def get_config(self):
         config = {"name": self.name}
         if self.name == "softmax":
@@ -450,6 +474,9 @@ class Dropout(Layer):
         ops.dropout_backward(dY, ws.rows("U", k), self.p, dX)
         return dX
 
+    def plan_op(self):
+        return "dropout", {}, {"p": self.p}
+
     def get_config(self):
         return {"p": self.p}
 
@@ -478,6 +505,9 @@ class GaussianNoise(Layer):
 
     def backward(self, ops, dY, ws, k, need_dX):
         return dY if need_dX else None
+
+    def plan_op(self):
+        return "noise", {}, {"std": self.std}
 
     def get_config(self):
         return {"std": self.std}
@@ -562,6 +592,12 @@ class BatchNorm(Layer):
                                dX, self.grads["weight"], self.grads["bias"])
         return dX if need_dX else None
 
+    def plan_op(self):
+        arrays = self._plan_params(("weight", "bias"))
+        arrays.update(self.state)
+        return ("batchnorm", arrays, {"eps": self.eps, "momentum": self.momentum,
+                                      "trainable": self.trainable})
+
     def get_config(self):
         return {"momentum": self.momentum, "eps": self.eps,
                 "trainable": self.trainable}
@@ -610,6 +646,9 @@ class PReLU(Layer):
         da = self.grads["weight"] if self.trainable else ws.da
         ops.prelu_backward(ws.X, self.params["weight"], dY, dX, da)
         return dX if need_dX else None
+
+    def plan_op(self):
+        return "prelu", self._plan_params(("weight",)), {"trainable": self.trainable}
 
     def get_config(self):
         return {"num_parameters": self.num_parameters, "init": self.init,
@@ -676,6 +715,10 @@ class Maxout(Layer):
         ops.dense_backward(ws.X, self.params["weight"], None, None, dZ,
                            "identity", 0.0, dX, dW, db)
         return dX
+
+    def plan_op(self):
+        return ("maxout", self._plan_params(("weight", "bias")),
+                {"pieces": self.pieces, "trainable": self.trainable})
 
     def get_config(self):
         return {"units": self.units, "pieces": self.pieces, "init": self.init,

@@ -25,6 +25,12 @@ class LossSpec:
     link: str
     formula: str
     has_delta: bool = False
+    #: Huber's threshold (the only loss with a parameter).
+    delta: float = 1.0
+
+    def plan_loss(self):
+        """``(name, delta)``: this loss described to the training plan."""
+        return self.name, self.delta
 
 
 _SPECS = (

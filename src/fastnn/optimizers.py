@@ -190,37 +190,17 @@ class Optimizer:
             self._owner = weakref.ref(model)
         self._allocate(params)
 
-    def step(self, ops, params, grads, runs):
-        """Update ``params`` in place from ``grads``.
+    def plan_spec(self):
+        """This optimizer described to the training plan (``TrainPlan``): its
+        name, hyperparameters by name (:data:`fastnn._kernels.codes.OPTIMIZERS`
+        gives the order), state arrays, scalar state and ``clip_norm``. The
+        plan updates the state in place; the caller counts the steps."""
+        return {"name": self.plan_name, "hyper": self.plan_hyper(),
+                "state": dict(self.state), "scalars": None,
+                "clip_norm": self.clip_norm}
 
-        Parameters
-        ----------
-        ops : the kernel backend
-        params, grads : ndarray of shape (n_params,)
-        runs : list of (start, stop)
-            The contiguous trainable ranges of the flat buffers.
-        """
-        if self.state is None or set(self.state) != set(self._layout()) or any(
-            v.shape != params.shape for v in self.state.values()
-        ):
-            self._allocate(params)
-        self.step_count += 1
-        if self.clip_norm is not None:
-            if len(runs) == 1:
-                s, e = runs[0]
-                ops.clip_grad_norm(grads[s:e], self.clip_norm)
-            else:
-                total = math.sqrt(sum(ops.global_norm(grads[s:e]) ** 2
-                                      for s, e in runs))
-                coef = self.clip_norm / (total + 1e-6)
-                if not coef >= 1:  # NaN norm: NaN everywhere, as torch
-                    for s, e in runs:
-                        grads[s:e] *= coef
-        for s, e in runs:
-            self._update(ops, grads[s:e], params[s:e],
-                         {k: v[s:e] for k, v in self.state.items()})
-
-    def _update(self, ops, grad, param, state):
+    def plan_hyper(self):
+        """The hyperparameters of the update, by the plan's names."""
         raise NotImplementedError  # pragma: no cover - every optimizer overrides
 
     def get_config(self):
@@ -282,6 +262,7 @@ class SGD(Optimizer):
        ICML 2013 (Nesterov momentum).
     """
 
+    plan_name = "sgd"
     state_names = ("momentum_buffer",)
 
     def __init__(self, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
@@ -294,10 +275,9 @@ class SGD(Optimizer):
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
-    def _update(self, ops, grad, param, state):
-        ops.sgd_update(grad, self.lr, self.momentum, self.dampening, self.nesterov,
-                       self.weight_decay, self.step_count, param,
-                       state["momentum_buffer"])
+    def plan_hyper(self):
+        return {"momentum": self.momentum, "dampening": self.dampening,
+                "nesterov": float(self.nesterov), "weight_decay": self.weight_decay}
 
 
 class AdaGrad(Optimizer):
@@ -350,6 +330,7 @@ class AdaGrad(Optimizer):
        2121-2159, 2011.
     """
 
+    plan_name = "adagrad"
     state_names = ("sum",)
 
     def __init__(self, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
@@ -366,9 +347,9 @@ class AdaGrad(Optimizer):
     def _new_state(self, name, params):
         return np.full_like(params, self.initial_accumulator_value)
 
-    def _update(self, ops, grad, param, state):
-        ops.adagrad_update(grad, self.lr, self.lr_decay, self.weight_decay, self.eps,
-                           self.decay, self.step_count, param, state["sum"])
+    def plan_hyper(self):
+        return {"lr_decay": self.lr_decay, "weight_decay": self.weight_decay,
+                "eps": self.eps, "decay": self.decay}
 
 
 class RMSProp(Optimizer):
@@ -427,6 +408,7 @@ class RMSProp(Optimizer):
        Networks", arXiv:1308.0850, 2013 (the centered variant).
     """
 
+    plan_name = "rmsprop"
     state_names = ("square_avg", "momentum_buffer", "grad_avg")
 
     def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
@@ -438,10 +420,10 @@ class RMSProp(Optimizer):
         self.momentum = _check_nonnegative("momentum", momentum)
         self.centered = check_bool("centered", centered)
 
-    def _update(self, ops, grad, param, state):
-        ops.rmsprop_update(grad, self.lr, self.alpha, self.eps, self.weight_decay,
-                           self.momentum, self.centered, param, state["square_avg"],
-                           state["momentum_buffer"], state["grad_avg"])
+    def plan_hyper(self):
+        return {"alpha": self.alpha, "eps": self.eps,
+                "weight_decay": self.weight_decay, "momentum": self.momentum,
+                "centered": float(self.centered)}
 
 
 class AdaDelta(Optimizer):
@@ -484,6 +466,7 @@ class AdaDelta(Optimizer):
        arXiv:1212.5701, 2012.
     """
 
+    plan_name = "adadelta"
     state_names = ("square_avg", "acc_delta")
 
     def __init__(self, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, clip_norm=None):
@@ -492,9 +475,8 @@ class AdaDelta(Optimizer):
         self.eps = _check_eps(eps)
         self.weight_decay = _check_wd(weight_decay)
 
-    def _update(self, ops, grad, param, state):
-        ops.adadelta_update(grad, self.lr, self.rho, self.eps, self.weight_decay,
-                            param, state["square_avg"], state["acc_delta"])
+    def plan_hyper(self):
+        return {"rho": self.rho, "eps": self.eps, "weight_decay": self.weight_decay}
 
 
 class Adam(Optimizer):
@@ -554,8 +536,8 @@ class Adam(Optimizer):
        and Beyond", ICLR 2018 (AMSGrad).
     """
 
+    plan_name = "adam"
     state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-    _kernel = "adam_update"
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False, clip_norm=None):
@@ -573,12 +555,9 @@ class Adam(Optimizer):
             return self.state["exp_avg_sq"].copy()
         return np.zeros_like(params)
 
-    def _update(self, ops, grad, param, state):
-        getattr(ops, self._kernel)(
-            grad, self.lr, self.betas[0], self.betas[1], self.eps,
-            self.weight_decay, self.amsgrad, self.step_count, param,
-            state["exp_avg"], state["exp_avg_sq"],
-            state.get("max_exp_avg_sq", state["exp_avg_sq"]))
+    def plan_hyper(self):
+        return {"beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps,
+                "weight_decay": self.weight_decay, "amsgrad": float(self.amsgrad)}
 
 
 class AdamW(Adam):
@@ -636,7 +615,8 @@ class AdamW(Adam):
        Optimization", ICLR 2015, arXiv:1412.6980.
     """
 
-    _kernel = "adamw_update"
+    plan_name = "adamw"
+
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
                  amsgrad=False, clip_norm=None):
@@ -696,6 +676,7 @@ class NAdam(Optimizer):
        workshop.
     """
 
+    plan_name = "nadam"
     state_names = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
@@ -705,22 +686,23 @@ class NAdam(Optimizer):
         self.eps = _check_eps(eps)
         self.weight_decay = _check_wd(weight_decay)
         self.momentum_decay = _check_nonnegative("momentum_decay", momentum_decay)
-        self._mu_product = 1.0
+        # mu_product, the running product of the momentum coefficients; the
+        # plan updates it in place.
+        self._scalars = np.ones(1)
 
     def reset(self):
         super().reset()
-        self._mu_product = 1.0
+        self._scalars = np.ones(1)
 
-    def step(self, ops, params, grads, runs):
-        self._mu_start = self._mu_product
-        super().step(ops, params, grads, runs)
+    def plan_hyper(self):
+        return {"beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps,
+                "weight_decay": self.weight_decay,
+                "momentum_decay": self.momentum_decay}
 
-    def _update(self, ops, grad, param, state):
-        # Every run starts from the same mu_product; all return the same next one.
-        self._mu_product = ops.nadam_update(
-            grad, self.lr, self.betas[0], self.betas[1], self.eps,
-            self.weight_decay, self.momentum_decay, self.step_count,
-            self._mu_start, param, state["exp_avg"], state["exp_avg_sq"])
+    def plan_spec(self):
+        spec = super().plan_spec()
+        spec["scalars"] = self._scalars
+        return spec
 
 
 OPTIMIZERS = {"sgd": SGD, "adagrad": AdaGrad, "rmsprop": RMSProp,

@@ -2,8 +2,9 @@
 
 :meth:`fastnn.Sequential.fit` calls :func:`fit`. It checks every argument
 before anything changes, builds an unbuilt model provisionally, binds the
-optimizer, then runs the epochs: the fused step loop (``MLPPlan``) where the
-model allows it, else a loop over layers. It logs each epoch, calls the
+optimizer, then runs the epochs through the training plan
+(:class:`fastnn._kernels.plan.TrainPlan`, or its twin on the NumPy backend),
+which runs whole steps of any model in compiled code. It logs each epoch, calls the
 callbacks, guards Ctrl-C (the model keeps the last completed step) and
 restores the last good weights when training diverges.
 """
@@ -19,14 +20,11 @@ from fastnn._validation import (
     check_array, check_bool, check_float, check_int, check_seed, frame_columns,
     select_features,
 )
+from fastnn._kernels._plan_args import steps_per_call
 from fastnn.callbacks import Callback, History
-from fastnn.losses import get_loss, loss_value
+from fastnn.losses import get_loss
 from fastnn.optimizers import get_optimizer
 from fastnn.schedules import get_schedule
-
-#: Train all-Dense stacks with the fused step loop (``MLPPlan``); tests switch
-#: it off to compare against the layer-by-layer loop.
-FUSED = True
 
 #: The ids of the models a ``fit`` is running on, guarded by ``_FIT_LOCK``.
 _FITTING = set()
@@ -243,11 +241,10 @@ def _print_epoch(epoch, epochs, logs):
 
 
 class _TrainingRun:
-    """The buffers and the step loop of one ``fit`` call."""
+    """The training plan of one ``fit`` call, and its epochs."""
 
     def __init__(self, model, X, target, spec, optimizer, batch_size, seed):
         self.model = model
-        self.ops = model.ops
         self.X = X
         self.target = target
         self.spec = spec
@@ -255,12 +252,11 @@ class _TrainingRun:
         self.n = X.shape[0]
         self.bs = bs = min(batch_size, self.n)
         # A batch of one sample has no batch variance (torch refuses it): with
-        # a BatchNorm layer, an epoch leaves out a last batch of one sample,
-        # a different sample each epoch when shuffling.
-        from fastnn.layers import BatchNorm
-
+        # a training BatchNorm layer, an epoch leaves out a last batch of one
+        # sample, a different sample each epoch when shuffling.
         self.n_used = self.n
-        if any(isinstance(layer, BatchNorm) for layer in model.layers):
+        if any(op[0] == "batchnorm" and op[2]["trainable"]
+               for op in (layer.plan_op() for layer in model.layers)):
             if self.n == 1:
                 raise ValueError("X: BatchNorm needs at least 2 samples to train on, "
                                  "got 1")
@@ -270,73 +266,46 @@ class _TrainingRun:
             if self.n % bs == 1:
                 self.n_used = self.n - 1
         self.rng = np.random.default_rng(seed)
+        # The key of the dropout and noise stream: the seed itself, so that
+        # fastnn.reference.random.dropout_mask_philox(seed, epoch, step,
+        # layer, p) gives a fit's masks; drawn from the generator without one.
+        self.key = (seed if seed is not None
+                    else int(self.rng.integers(0, 2**63)))
         self.perm = np.arange(self.n, dtype=np.int64)
-        self.workspaces = [layer.workspace(bs) for layer in model.layers]
-        self.Xb = np.empty((bs, X.shape[1]), model.dtype)
-        tshape = (bs,) if target.ndim == 1 else (bs, target.shape[1])
-        self.tb = np.empty(tshape, target.dtype)
-        self.dOut = np.empty((bs, model.output_dim), model.dtype)
         self.classify = spec.targets == "labels" or spec.link == "sigmoid"
-        self.pred = np.empty(bs, np.int64)
-        self.hit = np.empty(bs, np.bool_)
-        self.runs = model._trainable_runs()
-        trainable = [i for i, layer in enumerate(model.layers)
-                     if layer.trainable and layer.param_shapes()]
-        self.first_trainable = trainable[0] if trainable else len(model.layers)
         self.plan = None  # made by start(), once the optimizer is bound
         self.good_params = model._params.copy()
         self.good_state = [
             {k: v.copy() for k, v in layer.state.items()} for layer in model.layers
         ]
+        self.good_counters = [layer._counters() for layer in model.layers]
+        self.epoch_index = 0
 
     def start(self):
-        """Set up the step loop; called once ``fit``'s checks have passed and
-        the optimizer is bound (its state laid out for this model)."""
-        self.plan = self._fused_plan() if FUSED else None
+        """Make the plan; called once ``fit``'s checks have passed and the
+        optimizer is bound (its state laid out for this model)."""
+        model = self.model
+        runs = np.array(model._trainable_runs(), np.int64).reshape(-1, 2)
+        self.plan = model.ops.TrainPlan(
+            self.X, self.target, self.perm,
+            [layer.plan_op() for layer in model.layers], self.spec.plan_loss(),
+            self.optimizer.plan_spec(), model._params, model._grads, runs, self.bs,
+            self.key % (1 << 128))
+        self.chunk = steps_per_call(self.bs, model._params.size)
+        self.counted = [layer for layer in model.layers
+                        if "num_batches_tracked" in layer._counters()
+                        and layer.trainable]
 
-    def _fused_plan(self):
-        """The one-call-per-chunk step loop, for all-Dense trainable stacks
-        trained with SGD, Adam or AdamW without clipping or l1/l2."""
-        from fastnn.layers import Dense
-        from fastnn.optimizers import SGD, Adam, AdamW
-
-        model, opt = self.model, self.optimizer
-        layers = model.layers
-        if not all(type(la) is Dense and la.trainable and not (la.l1 or la.l2)
-                   for la in layers):
-            return None
-        if type(opt) not in (SGD, Adam, AdamW) or opt.clip_norm is not None:
-            return None
-        if type(opt) is SGD:
-            name = "sgd"
-            hyper = (opt.momentum, opt.dampening, float(opt.nesterov),
-                     opt.weight_decay)
-            state = (opt.state["momentum_buffer"],)
-        else:
-            name = "adamw" if type(opt) is AdamW else "adam"
-            hyper = (opt.betas[0], opt.betas[1], opt.eps, opt.weight_decay,
-                     float(opt.amsgrad))
-            state = tuple(opt.state[k] for k in opt.state_names if k in opt.state)
-        specs = []
-        for i, (layer, ws) in enumerate(zip(layers, self.workspaces)):
-            specs.append((layer.params["weight"], layer.params["bias"],
-                          layer.grads["weight"], layer.grads["bias"],
-                          layer.activation.name, layer.alpha, ws.buffers["Y"],
-                          ws.buffers["Z"], ws.buffers["dX"] if i > 0 else None))
-        n_params = model._params.size
-        # Steps per call: about 2e8 flops, so Ctrl-C and the bar stay responsive.
-        self.chunk = max(1, int(2e8 // (6 * self.bs * max(n_params, 1))))
-        return self.ops.MLPPlan(self.X, self.target, self.perm, specs, self.Xb,
-                                self.tb, self.dOut, self.spec.name, 1.0, name,
-                                hyper, model._params, model._grads, state)
-
-    def _fused_epoch(self, n_steps, bar, interrupted):
+    def _run(self, epoch, n_steps, bar, interrupted):
         opt = self.optimizer
         total, correct, s = 0.0, 0, 0
         while s < n_steps:
             todo = min(self.chunk, n_steps - s)
-            loss_sum, hits, done = self.plan.run(s, todo, opt.lr, opt.step_count)
+            loss_sum, hits, done = self.plan.run(s, todo, opt.lr, opt.step_count,
+                                                 epoch)
             opt.step_count += done
+            for layer in self.counted:
+                layer.num_batches_tracked += done
             total += loss_sum
             correct += hits
             s += done
@@ -355,52 +324,17 @@ class _TrainingRun:
         for saved, layer in zip(self.good_state, self.model.layers):
             for k, v in layer.state.items():
                 np.copyto(saved[k], v)
+        self.good_counters = [layer._counters() for layer in self.model.layers]
 
     def restore(self):
         np.copyto(self.model._params, self.good_params)
         for saved, layer in zip(self.good_state, self.model.layers):
             for k, v in layer.state.items():
                 np.copyto(v, saved[k])
+        for counters, layer in zip(self.good_counters, self.model.layers):
+            for k, v in counters.items():
+                setattr(layer, k, v)
         self.optimizer.reset()
-
-    def _rows(self, buf, k):
-        return buf if k == buf.shape[0] else buf[:k]
-
-    def step(self, idx):
-        ops, model = self.ops, self.model
-        k = idx.shape[0]
-        Xb = self._rows(self.Xb, k)
-        tb = self._rows(self.tb, k)
-        ops.gather_rows(self.X, idx, Xb)
-        if tb.ndim == 1:
-            ops.gather_labels(self.target, idx, tb)
-        else:
-            ops.gather_rows(self.target, idx, tb)
-        H = Xb
-        for layer, ws in zip(model.layers, self.workspaces):
-            H = layer.forward(ops, H, ws, k, True, self.rng)
-        d = self._rows(self.dOut, k)
-        correct = 0
-        if self.classify:
-            correct = self._correct(H, tb, k)
-        loss = loss_value(ops, self.spec, H, tb, d)
-        if not math.isfinite(loss):
-            return loss, correct
-        first = self.first_trainable
-        for i in range(len(model.layers) - 1, first - 1, -1):
-            d = model.layers[i].backward(ops, d, self.workspaces[i], k, i > first)
-        if self.runs:
-            self.optimizer.step(ops, model._params, model._grads, self.runs)
-        return loss, correct
-
-    def _correct(self, H, tb, k):
-        if self.spec.targets == "labels":
-            pred = self._rows(self.pred, k)
-            np.argmax(H, axis=1, out=pred)
-            hit = self._rows(self.hit, k)
-            np.equal(pred, tb, out=hit)
-            return int(np.count_nonzero(hit))
-        return int(np.count_nonzero((H > 0) == (tb > 0.5)))
 
     def epoch(self, shuffle, verbose, epoch, epochs, interrupted):
         if shuffle:
@@ -422,43 +356,17 @@ class _TrainingRun:
             bar = tqdm(total=n_steps, desc=f"epoch {epoch + 1}/{epochs}",
                        leave=False, unit="step", disable=False if jupyter else None,
                        delay=0, mininterval=0.05)
-        total = 0.0
-        correct = 0
         try:
-            if self.plan is not None:
-                total, correct, done = self._fused_epoch(n_steps, bar, interrupted)
-                seen = min(done * bs, n)
-                if not math.isfinite(total) or interrupted:
-                    return (total / max(seen, 1) if math.isfinite(total) else total,
-                            None)
-                if bar is not None:  # an epoch shorter than mininterval shows its end
-                    bar.refresh()
-                return self._epoch_result(total, correct)
-            for s in range(n_steps):
-                start = s * bs
-                idx = self.perm[start:start + bs]
-                loss, c = self.step(idx)
-                if not math.isfinite(loss):
-                    return loss, None
-                total += loss * idx.shape[0]
-                correct += c
-                if bar is not None:
-                    bar.update(1)
-                    if s % 10 == 0:
-                        bar.set_postfix(loss=f"{total / (start + idx.shape[0]):.4f}",
-                                        refresh=False)
-                if interrupted:
-                    return total / max(start + idx.shape[0], 1), None
+            total, correct, done = self._run(epoch, n_steps, bar, interrupted)
+            seen = min(done * bs, n)
+            if not math.isfinite(total) or interrupted:
+                return (total / max(seen, 1) if math.isfinite(total) else total,
+                        None)
             if bar is not None:  # an epoch shorter than mininterval shows its end
-                bar.set_postfix(loss=f"{total / n:.4f}", refresh=False)
                 bar.refresh()
         finally:
             if bar is not None:
                 bar.close()
-        return self._epoch_result(total, correct)
-
-    def _epoch_result(self, total, correct):
-        n = self.n_used
         if not self.classify:
             return total / n, None
         denom = n * (1 if self.spec.targets == "labels" else self.target.shape[1])

@@ -23,7 +23,7 @@ KERNEL_MODULES = (
     "dropout",
     "batchnorm",
     "gather",
-    "mlp",
+    "plan",
     "stack",
     "random",
 )

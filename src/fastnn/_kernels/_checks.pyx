@@ -25,8 +25,7 @@ import numpy as np
 
 cnp.import_array()
 
-#: Losses that take integer class labels (the others take float targets).
-LABEL_LOSSES = ("softmax_cross_entropy", "hinge")
+from fastnn._kernels.codes import LABEL_LOSSES
 
 
 # --------------------------------------------------------------------------
@@ -414,93 +413,3 @@ def stack_args(layers, activations):
 def stack_out_args(X, out, n_out):
     """out (n_samples, n_out) of X's dtype, written."""
     floats_shaped("out", out, X, WRITE, X.shape[0], n_out)
-
-
-def plan_args(X, target, perm, layers, Xb, tb, dOut, loss, delta, optimizer, hyper,
-              params, grads, state, activations, needs_input, losses, optimizers):
-    """The arguments of ``MLPPlan`` (see its docstring), all checked: dtypes,
-    shapes that chain through the layers, batch buffers, labels in range, perm
-    a list of row indices, the optimizer's hyperparameter and state counts.
-    ``activations``, ``losses`` and ``optimizers`` are the backend's name
-    tables; ``needs_input`` the activations whose backward reads Z."""
-    floats("X", X, None, INPLACE)
-    shape("X", X, ANY, ANY)
-    n, d = X.shape
-    choice("loss", loss, losses)
-    choice("optimizer", optimizer, optimizers)
-    number("delta", delta, 0.0, np.inf, True)
-    if not isinstance(layers, (list, tuple)):
-        raise TypeError(f"layers: must be a list, got {type(layers).__name__}")
-    if not layers:
-        raise ValueError("layers: must hold at least one layer, got none")
-    floats("Xb", Xb, X, WRITE)
-    shape("Xb", Xb, ANY, d)
-    batch = Xb.shape[0]
-    if batch < 1:
-        raise ValueError("Xb: must have at least one row (the batch size)")
-    prev = d
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, (tuple, list)) or len(layer) != 9:
-            raise ValueError(f"layers[{i}]: must be (W, b, dW, db, activation, "
-                             "alpha, Y, Z, dX)")
-        W, b, dW, db, act, alpha, Y, Z, dX = layer
-        floats(f"layers[{i}] W", W, X, INPLACE)
-        shape(f"layers[{i}] W", W, ANY, prev)
-        o = W.shape[0]
-        floats_shaped(f"layers[{i}] b", b, X, INPLACE, o)
-        floats_shaped(f"layers[{i}] dW", dW, X, WRITE, o, prev)
-        floats_shaped(f"layers[{i}] db", db, X, WRITE, o)
-        choice(f"layers[{i}] activation", act, activations)
-        number(f"layers[{i}] alpha", alpha, -np.inf, np.inf)
-        floats_shaped(f"layers[{i}] Y", Y, X, WRITE, batch, o)
-        if Z is None and act in needs_input:
-            raise ValueError(f"layers[{i}] Z: activation {act!r} needs Z, got None")
-        if Z is not None:
-            floats_shaped(f"layers[{i}] Z", Z, X, WRITE, batch, o)
-        if dX is not None or i > 0:
-            floats_shaped(f"layers[{i}] dX", dX, X, WRITE, batch, prev)
-        prev = o
-    k = prev
-    if loss in LABEL_LOSSES:
-        ints("target", target, n, NOAXIS, k, INPLACE)
-        ints("tb", tb, batch, NOAXIS, -1, WRITE)
-    else:
-        floats_shaped("target", target, X, INPLACE, n, k)
-        floats_shaped("tb", tb, X, WRITE, batch, k)
-    floats_shaped("dOut", dOut, X, WRITE, batch, k)
-    ints("perm", perm, n, NOAXIS, n, INPLACE)
-    floats("params", params, X, WRITE)
-    shape("params", params, ANY)
-    n_params = params.shape[0]
-    floats_shaped("grads", grads, X, WRITE, n_params)
-    if not isinstance(hyper, (tuple, list)):
-        raise TypeError(f"hyper: must be a tuple, got {type(hyper).__name__}")
-    want = 4 if optimizer == "sgd" else 5
-    if len(hyper) != want:
-        raise ValueError(f"hyper: {optimizer} takes {want} values, got {len(hyper)}")
-    for j, h in enumerate(hyper):
-        number(f"hyper[{j}]", h, -np.inf, np.inf)
-    if not isinstance(state, (tuple, list)):
-        raise TypeError(f"state: must be a tuple, got {type(state).__name__}")
-    low, high = (1, 1) if optimizer == "sgd" else (3 if hyper[4] else 2, 3)
-    if not low <= len(state) <= high:
-        raise ValueError(f"state: {optimizer} needs {low}"
-                         f"{'' if low == high else ' or ' + str(high)} arrays"
-                         f"{' (amsgrad)' if low == 3 else ''}, got {len(state)}")
-    for j, s in enumerate(state):
-        if j < low or s is not None:
-            floats_shaped(f"state[{j}]", s, X, WRITE, n_params)
-
-
-def plan_run_args(first_step, n_steps, batch, perm, target, n_classes):
-    """The steps to run lie within the epoch; the rows they take (``perm``,
-    which the caller reshuffles in place) are in range, and so are their
-    labels (``n_classes`` > 0 for a label loss, else 0)."""
-    first_step = count("first_step", first_step, 0)
-    n_steps = count("n_steps", n_steps, 0)
-    n = perm.shape[0]
-    start = min(first_step * batch, n)
-    stop = min((first_step + n_steps) * batch, n)
-    rows = ints("perm", perm[start:stop], stop - start, NOAXIS, n, INPLACE)
-    if n_classes:
-        ints("target", target[rows], stop - start, NOAXIS, n_classes)

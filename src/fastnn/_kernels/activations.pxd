@@ -1,5 +1,6 @@
 # Elementwise activations, shared with the dense kernels for fusion.
 from cython cimport floating
+from libc.stdint cimport int64_t
 
 cdef enum:
     ACT_IDENTITY = 0
@@ -31,3 +32,28 @@ cdef void act_backward(const floating* Z, const floating* Y,
                        double alpha, floating* dZ) noexcept nogil
 
 cdef bint act_needs_input(int act) noexcept nogil
+
+# Softmax over each row of X (rows x cols), scaled by 1 / temperature; Y may
+# alias X. The backward's dX may alias dY or Y.
+cdef void softmax_forward_c(const floating* X, Py_ssize_t rows, Py_ssize_t cols,
+                            double temperature, floating* Y) noexcept nogil
+cdef void softmax_backward_c(const floating* Y, const floating* dY,
+                             Py_ssize_t rows, Py_ssize_t cols,
+                             double temperature, floating* dX) noexcept nogil
+
+# PReLU with one slope per column, or one shared slope.
+cdef void prelu_forward_c(const floating* X, const floating* a, Py_ssize_t rows,
+                          Py_ssize_t cols, bint shared,
+                          floating* Y) noexcept nogil
+cdef void prelu_backward_c(const floating* X, const floating* a,
+                           const floating* dY, Py_ssize_t rows, Py_ssize_t cols,
+                           bint shared, floating* dX,
+                           floating* da) noexcept nogil
+
+# Maxout over groups of `pieces` adjacent columns of X (rows x units*pieces).
+cdef void maxout_forward_c(const floating* X, Py_ssize_t rows, Py_ssize_t units,
+                           Py_ssize_t pieces, floating* Y,
+                           int64_t* argmax) noexcept nogil
+cdef void maxout_backward_c(const floating* dY, const int64_t* argmax,
+                            Py_ssize_t rows, Py_ssize_t units,
+                            Py_ssize_t pieces, floating* dX) noexcept nogil

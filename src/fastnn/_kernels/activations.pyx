@@ -20,6 +20,8 @@ from fastnn._kernels._checks cimport choice, count, is_float32, number
 
 import numpy as np
 
+from fastnn._kernels.codes import ACTIVATION_CODES
+
 from fastnn._kernels._checks import (
     activation_backward_args, elementwise_args, maxout_backward_args,
     maxout_forward_args, prelu_args,
@@ -36,20 +38,15 @@ __all__ = [
     "softmax_forward",
 ]
 
-#: Canonical activation name -> kernel code (the ``ACT_*`` enum of the pxd).
-ACTIVATION_CODES = {
-    "identity": ACT_IDENTITY,
-    "sigmoid": ACT_SIGMOID,
-    "tanh": ACT_TANH,
-    "relu": ACT_RELU,
-    "leaky_relu": ACT_LEAKY_RELU,
-    "elu": ACT_ELU,
-    "selu": ACT_SELU,
-    "silu": ACT_SILU,
-    "gelu": ACT_GELU,
-    "gelu_tanh": ACT_GELU_TANH,
-    "softplus": ACT_SOFTPLUS,
-}
+# The codes live in one table (fastnn._kernels.codes); the enum of the pxd
+# must agree with it.
+if [ACTIVATION_CODES[name] for name in (
+        "identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "silu",
+        "gelu", "gelu_tanh", "softplus")] != [
+        ACT_IDENTITY, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY_RELU, ACT_ELU,
+        ACT_SELU, ACT_SILU, ACT_GELU, ACT_GELU_TANH, ACT_SOFTPLUS]:
+    raise ImportError("fastnn._kernels.activations: the ACT_* enum disagrees with "
+                      "fastnn._kernels.codes.ACTIVATION_CODES")
 
 # torch.nn.SELU's constants; torch multiplies them in double.
 cdef double SELU_ALPHA = 1.6732632423543772848170429916717

@@ -62,25 +62,29 @@ def _sgd_update(grad, double lr, double momentum, double dampening, bint nestero
               _p(momentum_buf) if momentum != 0 else NULL)
 
 
-def _adagrad_update(grad, double lr, double lr_decay, double weight_decay,
-                   double eps, double decay, long step, floating[::1] param,
-                   floating[::1] state_sum):
+cdef void adagrad_c(const floating* g, Py_ssize_t n, double lr, double lr_decay,
+                    double weight_decay, double eps, double decay, long step,
+                    floating* p, floating* s) noexcept nogil:
     """clr = lr / (1 + (step - 1) lr_decay); g = grad + wd p;
     sum = decay sum + g^2; p -= clr g / (sqrt(sum) + eps)."""
-    cdef const floating[::1] G = np.ascontiguousarray(grad)
-    cdef Py_ssize_t i, n = param.shape[0]
-    cdef const floating* g = _cp(G)
-    cdef floating* p = _p(param)
-    cdef floating* s = _p(state_sum)
+    cdef Py_ssize_t i
     cdef floating clr = <floating> (lr / (1.0 + (step - 1) * lr_decay))
     cdef floating wd = <floating> weight_decay, dec = <floating> decay
     cdef floating e = <floating> eps, gi, si
+    for i in range(n):
+        gi = g[i] + wd * p[i]
+        si = dec * s[i] + gi * gi
+        s[i] = si
+        p[i] = p[i] - clr * gi / (vsqrt(si) + e)
+
+
+def _adagrad_update(grad, double lr, double lr_decay, double weight_decay,
+                   double eps, double decay, long step, floating[::1] param,
+                   floating[::1] state_sum):
+    cdef const floating[::1] G = np.ascontiguousarray(grad)
     with nogil:
-        for i in range(n):
-            gi = g[i] + wd * p[i]
-            si = dec * s[i] + gi * gi
-            s[i] = si
-            p[i] = p[i] - clr * gi / (vsqrt(si) + e)
+        adagrad_c(_cp(G), param.shape[0], lr, lr_decay, weight_decay, eps, decay,
+                  step, _p(param), _p(state_sum))
 
 
 cdef void rmsprop_plain(const floating* g, Py_ssize_t n, floating a, floating a1,
@@ -97,19 +101,14 @@ cdef void rmsprop_plain(const floating* g, Py_ssize_t n, floating a, floating a1
         p[i] = p[i] - rate * gi / (vsqrt(vi) + e)
 
 
-def _rmsprop_update(grad, double lr, double alpha, double eps, double weight_decay,
-                   double momentum, bint centered, floating[::1] param,
-                   floating[::1] square_avg, floating[::1] momentum_buf,
-                   floating[::1] grad_avg):
+cdef void rmsprop_c(const floating* g, Py_ssize_t n, double lr, double alpha,
+                    double eps, double weight_decay, double momentum,
+                    bint centered, floating* p, floating* v, floating* buf,
+                    floating* ga) noexcept nogil:
     """v = alpha v + (1 - alpha) g^2; avg = sqrt(v - ga^2 if centered else v) + eps;
-    buf = momentum buf + g / avg, p -= lr buf (momentum > 0) else p -= lr g / avg."""
-    cdef const floating[::1] G = np.ascontiguousarray(grad)
-    cdef Py_ssize_t i, n = param.shape[0]
-    cdef const floating* g = _cp(G)
-    cdef floating* p = _p(param)
-    cdef floating* v = _p(square_avg)
-    cdef floating* buf = NULL if momentum_buf is None else _p(momentum_buf)
-    cdef floating* ga = NULL if grad_avg is None else _p(grad_avg)
+    buf = momentum buf + g / avg, p -= lr buf (momentum > 0) else p -= lr g / avg.
+    ``buf`` is read only when momentum > 0, ``ga`` only when centered."""
+    cdef Py_ssize_t i
     cdef floating a = <floating> alpha, a1 = <floating> (1.0 - alpha)
     cdef floating wd = <floating> weight_decay, e = <floating> eps
     cdef floating mom = <floating> momentum, rate = <floating> lr
@@ -117,51 +116,64 @@ def _rmsprop_update(grad, double lr, double alpha, double eps, double weight_dec
     if not centered and momentum <= 0:
         # The default: a loop over three arrays only, which vectorizes (with
         # all five, the compiler's overlap checks make it give up).
-        with nogil:
-            rmsprop_plain(g, n, a, a1, wd, e, rate, p, v)
+        rmsprop_plain(g, n, a, a1, wd, e, rate, p, v)
         return
+    for i in range(n):
+        gi = g[i] + wd * p[i]
+        vi = a * v[i] + a1 * gi * gi
+        v[i] = vi
+        if centered:
+            gai = ga[i] + a1 * (gi - ga[i])
+            ga[i] = gai
+            avg = vsqrt(vi - gai * gai) + e
+        else:
+            avg = vsqrt(vi) + e
+        if momentum > 0:
+            bi = mom * buf[i] + gi / avg
+            buf[i] = bi
+            p[i] = p[i] - rate * bi
+        else:
+            p[i] = p[i] - rate * gi / avg
+
+
+def _rmsprop_update(grad, double lr, double alpha, double eps, double weight_decay,
+                   double momentum, bint centered, floating[::1] param,
+                   floating[::1] square_avg, floating[::1] momentum_buf,
+                   floating[::1] grad_avg):
+    cdef const floating[::1] G = np.ascontiguousarray(grad)
+    cdef floating* buf = NULL if momentum_buf is None else _p(momentum_buf)
+    cdef floating* ga = NULL if grad_avg is None else _p(grad_avg)
     with nogil:
-        for i in range(n):
-            gi = g[i] + wd * p[i]
-            vi = a * v[i] + a1 * gi * gi
-            v[i] = vi
-            if centered:
-                gai = ga[i] + a1 * (gi - ga[i])
-                ga[i] = gai
-                avg = vsqrt(vi - gai * gai) + e
-            else:
-                avg = vsqrt(vi) + e
-            if momentum > 0:
-                bi = mom * buf[i] + gi / avg
-                buf[i] = bi
-                p[i] = p[i] - rate * bi
-            else:
-                p[i] = p[i] - rate * gi / avg
+        rmsprop_c(_cp(G), param.shape[0], lr, alpha, eps, weight_decay, momentum,
+                  centered, _p(param), _p(square_avg), buf, ga)
+
+
+cdef void adadelta_c(const floating* g, Py_ssize_t n, double lr, double rho,
+                     double eps, double weight_decay, floating* p, floating* v,
+                     floating* u) noexcept nogil:
+    """v = rho v + (1 - rho) g^2; d = sqrt(u + eps) / sqrt(v + eps) g;
+    u = rho u + (1 - rho) d^2; p -= lr d."""
+    cdef Py_ssize_t i
+    cdef floating r = <floating> rho, r1 = <floating> (1.0 - rho)
+    cdef floating wd = <floating> weight_decay, e = <floating> eps
+    cdef floating rate = <floating> lr
+    cdef floating gi, vi, di
+    for i in range(n):
+        gi = g[i] + wd * p[i]
+        vi = r * v[i] + r1 * gi * gi
+        v[i] = vi
+        di = vsqrt(u[i] + e) / vsqrt(vi + e) * gi
+        u[i] = r * u[i] + r1 * di * di
+        p[i] = p[i] - rate * di
 
 
 def _adadelta_update(grad, double lr, double rho, double eps, double weight_decay,
                     floating[::1] param, floating[::1] square_avg,
                     floating[::1] acc_delta):
-    """v = rho v + (1 - rho) g^2; d = sqrt(u + eps) / sqrt(v + eps) g;
-    u = rho u + (1 - rho) d^2; p -= lr d."""
     cdef const floating[::1] G = np.ascontiguousarray(grad)
-    cdef Py_ssize_t i, n = param.shape[0]
-    cdef const floating* g = _cp(G)
-    cdef floating* p = _p(param)
-    cdef floating* v = _p(square_avg)
-    cdef floating* u = _p(acc_delta)
-    cdef floating r = <floating> rho, r1 = <floating> (1.0 - rho)
-    cdef floating wd = <floating> weight_decay, e = <floating> eps
-    cdef floating rate = <floating> lr
-    cdef floating gi, vi, di
     with nogil:
-        for i in range(n):
-            gi = g[i] + wd * p[i]
-            vi = r * v[i] + r1 * gi * gi
-            v[i] = vi
-            di = vsqrt(u[i] + e) / vsqrt(vi + e) * gi
-            u[i] = r * u[i] + r1 * di * di
-            p[i] = p[i] - rate * di
+        adadelta_c(_cp(G), param.shape[0], lr, rho, eps, weight_decay, _p(param),
+                   _p(square_avg), _p(acc_delta))
 
 
 cdef void adam_c(const floating* g, Py_ssize_t n, double lr, double beta1,
@@ -242,26 +254,16 @@ def adamw_update(grad, lr, beta1, beta2, eps, weight_decay, amsgrad, step, param
                   param, exp_avg, exp_avg_sq, max_exp_avg_sq)
 
 
-def _nadam_update(grad, double lr, double beta1, double beta2, double eps,
-                 double weight_decay, double momentum_decay, long step,
-                 double mu_product, floating[::1] param, floating[::1] exp_avg,
-                 floating[::1] exp_avg_sq):
+cdef double nadam_c(const floating* g, Py_ssize_t n, double lr, double beta1,
+                    double beta2, double eps, double weight_decay,
+                    double momentum_decay, long step, double mu_product,
+                    floating* p, floating* m, floating* v) noexcept nogil:
     """torch NAdam: mu_t = b1 (1 - 0.5 * 0.96^(t psi)); mu_product *= mu_t;
     m, v as Adam; denom = sqrt(v / (1 - b2^t)) + eps;
     p -= lr (1 - mu_t) / (1 - mu_product) g / denom
          + lr mu_{t+1} / (1 - mu_product mu_{t+1}) m / denom.
-
-    Returns
-    -------
-    float
-        The new ``mu_product`` (pass 1.0 at step 1).
-    """
-    cdef const floating[::1] G = np.ascontiguousarray(grad)
-    cdef Py_ssize_t i, n = param.shape[0]
-    cdef const floating* g = _cp(G)
-    cdef floating* p = _p(param)
-    cdef floating* m = _p(exp_avg)
-    cdef floating* v = _p(exp_avg_sq)
+    Returns the new mu_product (pass 1.0 at step 1)."""
+    cdef Py_ssize_t i
     cdef double bc2 = 1.0 - beta2 ** step
     cdef double mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
     cdef double mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
@@ -272,17 +274,29 @@ def _nadam_update(grad, double lr, double beta1, double beta2, double eps,
     cdef floating b1c = <floating> (1.0 - beta1), b2 = <floating> beta2
     cdef floating b2c = <floating> (1.0 - beta2), bc2f = <floating> bc2
     cdef floating gi, mi, vi, denom, pi
+    for i in range(n):
+        pi = p[i]
+        gi = g[i] + wd * pi
+        mi = m[i] + b1c * (gi - m[i])
+        vi = b2 * v[i] + b2c * gi * gi
+        m[i] = mi
+        v[i] = vi
+        denom = vsqrt(vi / bc2f) + e
+        pi = pi - c_grad * gi / denom
+        p[i] = pi - c_avg * mi / denom
+    return mu_prod
+
+
+def _nadam_update(grad, double lr, double beta1, double beta2, double eps,
+                 double weight_decay, double momentum_decay, long step,
+                 double mu_product, floating[::1] param, floating[::1] exp_avg,
+                 floating[::1] exp_avg_sq):
+    cdef const floating[::1] G = np.ascontiguousarray(grad)
+    cdef double mu_prod
     with nogil:
-        for i in range(n):
-            pi = p[i]
-            gi = g[i] + wd * pi
-            mi = m[i] + b1c * (gi - m[i])
-            vi = b2 * v[i] + b2c * gi * gi
-            m[i] = mi
-            v[i] = vi
-            denom = vsqrt(vi / bc2f) + e
-            pi = pi - c_grad * gi / denom
-            p[i] = pi - c_avg * mi / denom
+        mu_prod = nadam_c(_cp(G), param.shape[0], lr, beta1, beta2, eps,
+                          weight_decay, momentum_decay, step, mu_product,
+                          _p(param), _p(exp_avg), _p(exp_avg_sq))
     return mu_prod
 
 
