@@ -201,16 +201,18 @@ def test_amsgrad_maximum_starts_from_the_second_moment():
     assert opt.state["max_exp_avg_sq"] is not opt.state["exp_avg_sq"]
 
 
-def test_layout_change_without_fit_is_handled_by_step():
-    # Optimizer.step used directly, as the layer-by-layer loop does.
-    ops = fastnn.get_ops("numpy")
-    opt = fastnn.Adam()
-    p = np.ones(4, np.float32)
-    g = np.full(4, 0.5, np.float32)
-    opt.step(ops, p, g, [(0, 4)])
+def test_a_layout_change_between_fits_trains_with_the_new_layout():
+    # amsgrad switched on between two fits: the second fit's steps keep the
+    # running maximum, which then never falls below the second moment.
+    X, y = _data()
+    model = _model()
+    opt = fastnn.Adam(lr=1e-2)
+    model.fit(X, y, optimizer=opt, epochs=1, verbose=0)
     opt.amsgrad = True
-    opt.step(ops, p, g, [(0, 4)])
-    assert "max_exp_avg_sq" in opt.state and np.isfinite(p).all()
+    model.fit(X, y, optimizer=opt, epochs=2, verbose=0)
+    vmax, v = opt.state["max_exp_avg_sq"], opt.state["exp_avg_sq"]
+    assert (vmax >= v).all() and (vmax > v).any()
+    assert np.isfinite(model._params).all()
 
 
 def test_fitting_one_model_from_two_threads_raises_busy():

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import fastnn
-import fastnn.training
 
 EPOCHS = 300
 #: Blocks and bytes the second half (150 epochs or fits) may still move by:
@@ -88,9 +87,7 @@ def _check(samples):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "layer-loop"])
-def test_one_long_fit_does_not_grow(fused, monkeypatch):
-    monkeypatch.setattr(fastnn.training, "FUSED", fused)
+def test_one_long_fit_does_not_grow():
     X, y = _data()
     model = _model()
     probe = _Probe(EPOCHS)

@@ -387,7 +387,8 @@ def cases():
         for cid, _, exc in _special(kernel, np.float32):
             out.append((f"{kernel}/{cid}", kernel, exc.__name__))
     out += [(f"{kind}/{cid}", kind, exc.__name__)
-            for kind, table in (("MLPPlan", _plan_cases), ("DenseStack", _stack_cases))
+            for kind, table in (("TrainPlan", _plan_cases),
+                                ("DenseStack", _stack_cases))
             for cid, _, exc in table(np.float32)]
     return out
 
@@ -401,48 +402,78 @@ H = 6  # hidden width of the plan and stack cases
 
 def _plan_args(t, loss="softmax_cross_entropy", optimizer="adam",
                acts=("relu", "gelu")):
+    """A valid ``TrainPlan`` call: Dense, BatchNorm, Dropout, Dense."""
     n, batch = 8, 4
     X = _a(t, n, D)
     labels = loss in ("softmax_cross_entropy", "hinge")
     target = _labels(n, K) if labels else _a(t, n, K)
     perm = np.arange(n, dtype=np.int64)[::-1].copy()
-    n_params = H * D + H + K * H + K
+    n_params = H * D + H + 2 * H + K * H + K
     params, grads = _a(t, n_params), np.zeros(n_params, t)
-    sizes = [(H, D), (K, H)]
-    layers, offset = [], 0
-    for i, ((o, j), act) in enumerate(zip(sizes, acts)):
-        W = params[offset:offset + o * j].reshape(o, j)
-        dW = grads[offset:offset + o * j].reshape(o, j)
-        offset += o * j
-        b, db = params[offset:offset + o], grads[offset:offset + o]
-        offset += o
-        needs_z = act in ("gelu", "silu", "gelu_tanh", "softplus")
-        layers.append([W, b, dW, db, act, 0.0, np.zeros((batch, o), t),
-                       np.zeros((batch, o), t) if needs_z else None,
-                       np.zeros((batch, j), t) if i > 0 else None])
-    tb = np.zeros(batch, np.int64) if labels else np.zeros((batch, K), t)
+    offset = 0
+
+    def take(*shape):
+        nonlocal offset
+        size = int(np.prod(shape))
+        views = (params[offset:offset + size].reshape(shape),
+                 grads[offset:offset + size].reshape(shape))
+        offset += size
+        return views
+
+    def dense(o, j, act):
+        (W, dW), (b, db) = take(o, j), take(o)
+        return ["dense", {"weight": W, "bias": b, "grad_weight": dW, "grad_bias": db},
+                {"activation": act, "alpha": 0.0, "l1": 0.0, "l2": 1e-3,
+                 "trainable": True}]
+
+    first = dense(H, D, acts[0])
+    (g, dg), (beta, dbeta) = take(H), take(H)
+    bn = ["batchnorm", {"weight": g, "bias": beta, "grad_weight": dg,
+                        "grad_bias": dbeta, "running_mean": np.zeros(H, t),
+                        "running_var": np.ones(H, t)},
+          {"eps": 1e-5, "momentum": 0.1, "trainable": True}]
+    drop = ["dropout", {}, {"p": 0.25}]
+    last = dense(K, H, acts[1])
     if optimizer == "sgd":
-        hyper, state = (0.9, 0.0, 0.0, 0.0), (np.zeros(n_params, t),)
+        opt = {"name": "sgd", "hyper": {"momentum": 0.9, "dampening": 0.0,
+                                        "nesterov": 0.0, "weight_decay": 0.0},
+               "state": {"momentum_buffer": np.zeros(n_params, t)}}
     else:
-        hyper = (0.9, 0.999, 1e-8, 0.0, 1.0)
-        state = tuple(np.zeros(n_params, t) for _ in range(3))
-    return dict(X=X, target=target, perm=perm, layers=layers,
-                Xb=np.zeros((batch, D), t), tb=tb, dOut=np.zeros((batch, K), t),
-                loss=loss, delta=1.0, optimizer=optimizer, hyper=hyper,
-                params=params, grads=grads, state=state)
+        opt = {"name": "adam", "hyper": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+                                         "weight_decay": 0.0, "amsgrad": 1.0},
+               "state": {k: np.zeros(n_params, t)
+                         for k in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}}
+    opt.update(scalars=None, clip_norm=1.0)
+    return dict(X=X, target=target, perm=perm, layers=[first, bn, drop, last],
+                loss=(loss, 1.0), optimizer=opt, params=params, grads=grads,
+                runs=np.array([[0, n_params]], np.int64), batch=batch, seed=7)
 
 
-def _layer(args, i, j, value):
-    layers = [list(la) for la in args["layers"]]
-    layers[i][j] = value
+def _layer(args, i, key, value):
+    """The layers with layer i's array (or value) ``key`` replaced."""
+    layers = [[la[0], dict(la[1]), dict(la[2])] for la in args["layers"]]
+    layers[i][1 if key in layers[i][1] else 2][key] = value
     return {"layers": layers}
 
 
-def _plan_cases(t):
-    a = _plan_args(t)
-    L0, L1 = a["layers"]
+def _opt(args, **change):
+    opt = dict(args["optimizer"])
+    for k, v in change.items():
+        if k in opt["state"]:
+            opt["state"] = dict(opt["state"], **{k: v})
+        else:
+            opt[k] = v
+    return {"optimizer": opt}
+
+
+def _plan_cases(t, a=None):
+    """(id, change, exception): each change replaces arguments of ``a`` (the
+    valid call), made anew when not given."""
+    a = _plan_args(t) if a is None else a
+    L0 = a["layers"][0]
     n = a["X"].shape[0]
     other = _other(t)
+    state = a["optimizer"]["state"]
     return [
         ("perm:n", {"perm": np.full(n, n, np.int64)}, ValueError),
         ("perm:-1", {"perm": np.full(n, -1, np.int64)}, ValueError),
@@ -456,36 +487,74 @@ def _plan_cases(t):
         ("target:float", {"target": a["target"].astype(t)}, TypeError),
         ("target:none", {"target": None}, TypeError),
         ("layers:empty", {"layers": []}, ValueError),
-        ("layers:not-chained", _layer(a, 1, 0, np.zeros((K, H + 1), t)), ValueError),
-        ("layers:first-n_in", {"X": _a(t, n, D + 1),
-                               "Xb": np.zeros((4, D + 1), t)}, ValueError),
-        ("layers:b-short", _layer(a, 0, 1, L0[1][:-1]), ValueError),
-        ("layers:dW-shape", _layer(a, 0, 2, np.zeros((H, D - 1), t)), ValueError),
-        ("layers:db-none", _layer(a, 1, 3, None), TypeError),
-        ("layers:W-dtype", _layer(a, 0, 0, L0[0].astype(other)), TypeError),
-        ("layers:W-strided", _layer(a, 0, 0, _strided(L0[0])), ValueError),
-        ("layers:Y-short", _layer(a, 0, 6, np.zeros((2, H), t)), ValueError),
-        ("layers:Z-needed", _layer(a, 1, 7, None), ValueError),
-        ("layers:dX-none", _layer(a, 1, 8, None), TypeError),
-        ("layers:activation", _layer(a, 0, 4, "swish"), ValueError),
-        ("layers:tuple-size", {"layers": [L0[:5], L1]}, ValueError),
-        ("Xb:cols", {"Xb": np.zeros((4, D - 1), t)}, ValueError),
-        ("tb:float", {"tb": np.zeros(4, t)}, TypeError),
-        ("tb:short", {"tb": np.zeros(2, np.int64)}, ValueError),
-        ("dOut:short", {"dOut": np.zeros((2, K), t)}, ValueError),
-        ("dOut:none", {"dOut": None}, TypeError),
-        ("loss:unknown", {"loss": "cosine"}, ValueError),
-        ("optimizer:unknown", {"optimizer": "lbfgs"}, ValueError),
-        ("state:empty", {"state": ()}, ValueError),
-        ("state:two-amsgrad", {"state": a["state"][:2]}, ValueError),
-        ("state:short", {"state": tuple(s[:-1] for s in a["state"])}, ValueError),
-        ("state:none", {"state": (None, None, None)}, TypeError),
+        ("layers:not-chained", _layer(a, 3, "weight", np.zeros((K, H + 1), t)),
+         ValueError),
+        ("layers:first-n_in", {"X": _a(t, n, D + 1)}, ValueError),
+        ("layers:b-short", _layer(a, 0, "bias", L0[1]["bias"][:-1]), ValueError),
+        ("layers:dW-shape", _layer(a, 0, "grad_weight", np.zeros((H, D - 1), t)),
+         ValueError),
+        ("layers:dW-outside-grads", _layer(a, 0, "grad_weight", np.zeros((H, D), t)),
+         ValueError),
+        ("layers:W-outside-params", _layer(a, 0, "weight", _a(t, H, D)), ValueError),
+        ("layers:db-none", _layer(a, 3, "grad_bias", None), TypeError),
+        ("layers:W-dtype", _layer(a, 0, "weight", L0[1]["weight"].astype(other)),
+         TypeError),
+        ("layers:W-strided", _layer(a, 0, "weight", _strided(L0[1]["weight"])),
+         ValueError),
+        ("layers:running-var-readonly",
+         _layer(a, 1, "running_var", _readonly(np.ones(H, t))), ValueError),
+        ("layers:p-one", _layer(a, 2, "p", 1.0), ValueError),
+        ("layers:eps-zero", _layer(a, 1, "eps", 0.0), ValueError),
+        ("layers:l2-nan", _layer(a, 0, "l2", float("nan")), ValueError),
+        ("layers:trainable-int", _layer(a, 0, "trainable", 1), TypeError),
+        ("layers:activation", _layer(a, 0, "activation", "swish"), ValueError),
+        ("layers:kind", {"layers": [["conv"] + a["layers"][0][1:]]}, ValueError),
+        ("layers:tuple-size", {"layers": [L0[:2]]}, ValueError),
+        ("loss:unknown", {"loss": ("cosine", 1.0)}, ValueError),
+        ("loss:delta", {"loss": ("huber", 0.0)}, ValueError),
+        ("optimizer:unknown", _opt(a, name="lbfgs"), ValueError),
+        ("optimizer:hyper", _opt(a, hyper={"beta1": 0.9}), ValueError),
+        ("optimizer:clip", _opt(a, clip_norm=-1.0), ValueError),
+        ("state:amsgrad-none", _opt(a, max_exp_avg_sq=None), TypeError),
+        ("state:short", _opt(a, exp_avg=state["exp_avg"][:-1]), ValueError),
+        ("state:dtype", _opt(a, exp_avg_sq=state["exp_avg_sq"].astype(other)),
+         TypeError),
         ("grads:short", {"grads": a["grads"][:-1]}, ValueError),
         ("params:dtype", {"params": a["params"].astype(other)}, TypeError),
-        ("hyper:long", {"hyper": (0.9,) * 7}, ValueError),
+        ("runs:past-end", {"runs": np.array([[0, a["params"].size + 1]], np.int64)},
+         ValueError),
+        ("runs:overlap", {"runs": np.array([[0, 5], [3, 9]], np.int64)}, ValueError),
+        ("batch:zero", {"batch": 0}, ValueError),
+        ("batch:more-than-rows", {"batch": n + 1}, ValueError),
+        ("seed:negative", {"seed": -1}, ValueError),
+        ("seed:2^128", {"seed": 2**128}, ValueError),
         ("run:first_step", "run:-1", ValueError),
         ("run:perm-mutated", "run:perm", ValueError),
+        ("run:epoch", "run:epoch", ValueError),
+        ("run:lr", "run:lr", ValueError),
     ]
+
+
+def _run(plan, change=None):
+    if change == "run:-1":
+        return plan.run(-1, 2, 0.01, 0, 0)
+    if change == "run:epoch":
+        return plan.run(0, 2, 0.01, 0, -1)
+    if change == "run:lr":
+        return plan.run(0, 2, float("nan"), 0, 0)
+    return plan.run(0, 2, 0.01, 0, 0)
+
+
+def _call_plan(ops, t, cid):
+    a = _plan_args(t)
+    change = {c: v for c, v, _ in _plan_cases(t, a)}[cid]
+    if isinstance(change, str):
+        plan = ops.TrainPlan(**a)
+        if change == "run:perm":
+            a["perm"][1] = 10**12  # the caller shuffles perm in place between epochs
+        return _run(plan, change)
+    a.update(change)
+    return _run(ops.TrainPlan(**a))
 
 
 def _stack_layers(t):
@@ -522,19 +591,6 @@ def _stack_cases(t):
     ]
 
 
-def _call_plan(ops, t, change):
-    a = _plan_args(t)
-    if isinstance(change, str):
-        plan = ops.MLPPlan(*a.values())
-        if change == "run:-1":
-            return plan.run(-1, 2, 0.01, 0)
-        a["perm"][1] = 10**12  # the caller shuffles perm in place between epochs
-        return plan.run(0, 2, 0.01, 0)
-    a.update(change)
-    plan = ops.MLPPlan(*a.values())
-    return plan.run(0, 2, 0.01, 0)
-
-
 def _call_stack(ops, t, change):
     if isinstance(change, dict):
         return ops.DenseStack(change["layers"])
@@ -550,9 +606,8 @@ def _call_stack(ops, t, change):
 def build(case_id, dtype):
     """The call of one case: ``call(ops)``."""
     kernel, cid = case_id.split("/", 1)
-    if kernel == "MLPPlan":
-        change = dict((c, v) for c, v, _ in [x for x in _plan_cases(dtype)])[cid]
-        return lambda ops: _call_plan(ops, dtype, change)
+    if kernel == "TrainPlan":
+        return lambda ops: _call_plan(ops, dtype, cid)
     if kernel == "DenseStack":
         change = dict((c, v) for c, v, _ in _stack_cases(dtype))[cid]
         return lambda ops: _call_stack(ops, dtype, change)
@@ -570,8 +625,8 @@ def build(case_id, dtype):
 
 def valid_call(kernel, dtype):
     """The unchanged call of a kernel (or of the plan or the stack)."""
-    if kernel == "MLPPlan":
-        return lambda ops: ops.MLPPlan(*_plan_args(dtype).values()).run(0, 2, 0.01, 0)
+    if kernel == "TrainPlan":
+        return lambda ops: _run(ops.TrainPlan(**_plan_args(dtype)))
     if kernel == "DenseStack":
         return lambda ops: ops.DenseStack(_stack_layers(dtype)).forward(
             _a(dtype, N, D), np.zeros((N, K), dtype))

@@ -58,7 +58,7 @@ def arrays(draw, base, role):
 def _plan(ops, **args):
     # The steps done are not compared: the first backend's run changes the
     # parameters that the second one starts from.
-    ops.MLPPlan(*args.values()).run(0, 2, 0.01, 0)
+    table._run(ops.TrainPlan(**args))
 
 
 def _stack(ops, layers, X, out):
@@ -67,20 +67,21 @@ def _stack(ops, layers, X, out):
 
 @st.composite
 def structured(draw, kind, t):
-    """(kind, dtype, args) for MLPPlan or DenseStack, some arrays replaced:
+    """(kind, dtype, args) for TrainPlan or DenseStack, some arrays replaced:
     top-level ones, a layer's, or an optimizer state's."""
-    if kind == "MLPPlan":
+    if kind == "TrainPlan":
         args = table._plan_args(t)
-        args["state"] = list(args["state"])
     else:
         args = {"layers": [list(la) for la in table._stack_layers(t)],
                 "X": table._a(t, table.N, table.D),
                 "out": np.zeros((table.N, table.K), t)}
     slots = [(args, k) for k, v in args.items() if isinstance(v, np.ndarray)]
-    slots += [(la, j) for la in args["layers"] for j, v in enumerate(la)
-              if isinstance(v, np.ndarray)]
-    if kind == "MLPPlan":
-        slots += [(args["state"], j) for j in range(len(args["state"]))]
+    if kind == "TrainPlan":
+        slots += [(la[1], k) for la in args["layers"] for k in la[1]]
+        slots += [(args["optimizer"]["state"], k) for k in args["optimizer"]["state"]]
+    else:
+        slots += [(la, j) for la in args["layers"] for j, v in enumerate(la)
+                  if isinstance(v, np.ndarray)]
     picked = draw(st.lists(st.sampled_from(range(len(slots))), max_size=3,
                            unique=True))
     for i in picked:
@@ -92,9 +93,9 @@ def structured(draw, kind, t):
 @st.composite
 def calls(draw):
     """(kernel, dtype name, args): one kernel call with random arguments."""
-    kernel = draw(st.sampled_from(KERNELS + ["MLPPlan", "DenseStack"]))
+    kernel = draw(st.sampled_from(KERNELS + ["TrainPlan", "DenseStack"]))
     dtype = draw(st.sampled_from(["float32", "float64"]))
-    if kernel in ("MLPPlan", "DenseStack"):
+    if kernel in ("TrainPlan", "DenseStack"):
         return kernel, dtype, draw(structured(kernel, np.dtype(dtype).type))
     factory, roles, _ = table.KERNELS[kernel]
     args = factory(np.dtype(dtype).type)
@@ -147,7 +148,7 @@ def main(examples, seed_value):
         print("EXAMPLE", kernel, dtype, _describe(args), flush=True)
         got = {}
         for backend, ops in (("cython", cy), ("numpy", ref)):
-            fn = {"MLPPlan": lambda **a: _plan(ops, **a),
+            fn = {"TrainPlan": lambda **a: _plan(ops, **a),
                   "DenseStack": lambda **a: _stack(ops, **a)}.get(
                       kernel, getattr(ops, kernel))
             got[backend] = _outcome(fn, args)

@@ -204,4 +204,4 @@ def test_table_covers_every_exported_function():
     import fastnn
 
     exported = set(vars(fastnn.get_ops("cython"))) - {"name"}
-    assert exported == set(table.KERNELS) | {"MLPPlan", "DenseStack"}
+    assert exported == set(table.KERNELS) | {"TrainPlan", "DenseStack"}

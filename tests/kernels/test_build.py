@@ -38,7 +38,7 @@ def test_both_backends_expose_the_same_kernels():
         assert callable(getattr(cy, name))
         # the twins are plain Python, the kernels are compiled
         twin, kernel = getattr(ref, name), getattr(cy, name)
-        if inspect.isclass(twin):  # MLPPlan: a cdef class against a Python class
+        if inspect.isclass(twin):  # TrainPlan: a cdef class against a Python class
             assert inspect.isclass(kernel)
             assert twin.__module__.startswith("fastnn.reference.")
             compiled = sys.modules[kernel.__module__].__file__
