@@ -185,6 +185,15 @@ class Layer:
         """Regularization added to the loss."""
         return 0.0
 
+    def set_next(self, layer):
+        """Told by the model which layer follows this one (``"auto"``
+        initialization of a linear Dense reads it)."""
+
+    def stack_entry(self):
+        """``(W, b, activation, alpha)`` of this layer in the inference pass of
+        a Dense stack (``DenseStack``), or None if it is no such layer."""
+        return None
+
     def plan_op(self):
         """This layer described to the training plan: ``(kind, arrays,
         values)``, the kind and names of
@@ -345,6 +354,13 @@ class Dense(Layer):
             if self.l1:
                 total += self.l1 * float(np.abs(block).sum())
         return total
+
+    def set_next(self, layer):
+        self.feeds = feeds_init(layer)
+
+    def stack_entry(self):
+        return (self.params["weight"], self.params["bias"], self.activation.name,
+                self.alpha)
 
     def plan_op(self):
         return ("dense", self._plan_params(("weight", "bias")),

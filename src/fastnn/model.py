@@ -200,11 +200,8 @@ class Sequential:
             layer.grads[name] = self._grads[offset:offset + size].reshape(shape)
             self._offsets.setdefault(id(layer), [offset, offset])[1] = offset + size
             offset += size
-        from fastnn.layers import Dense, feeds_init
-
         for layer, nxt in zip(self.layers, self.layers[1:]):
-            if isinstance(layer, Dense):
-                layer.feeds = feeds_init(nxt)
+            layer.set_next(nxt)
         rng = np.random.default_rng(self.seed)
         for layer in self.layers:
             layer.init_params(rng)
@@ -395,13 +392,9 @@ class Sequential:
             return None
         stack = self.__dict__.get("_stack", False)
         if stack is False:
-            from fastnn.layers import Dense
-
-            stack = None
-            if all(type(la) is Dense for la in self.layers):
-                stack = self.ops.DenseStack(
-                    [(la.params["weight"], la.params["bias"], la.activation.name,
-                      la.alpha) for la in self.layers])
+            entries = [layer.stack_entry() for layer in self.layers]
+            stack = (self.ops.DenseStack(entries)
+                     if all(e is not None for e in entries) else None)
             self._stack = stack
         return stack
 
