@@ -125,6 +125,28 @@ def check_array(name, X, dtype, ndim=2, n_features=None, allow_empty=False):
     return arr
 
 
+def check_sample_weight(sample_weight, n_samples, dtype):
+    """None, or ``n_samples`` finite weights >= 0 with a positive sum, as a
+    C-contiguous array of ``dtype`` (a scalar weighs every sample alike)."""
+    if sample_weight is None:
+        return None
+    w = _as_numeric_array("sample_weight", sample_weight)
+    if w.ndim == 0:
+        w = np.full(n_samples, w, dtype=dtype)
+    if w.ndim != 1 or w.shape[0] != n_samples:
+        raise ValueError(f"sample_weight: must have shape ({n_samples},), one "
+                         f"weight per sample, got {w.shape}")
+    w = np.ascontiguousarray(w, dtype=dtype)
+    if not np.isfinite(w).all():
+        raise ValueError("sample_weight: contains NaN or infinity")
+    if (w < 0).any():
+        raise ValueError("sample_weight: must be >= 0, got a negative weight")
+    if not w.sum() > 0:
+        raise ValueError("sample_weight: the weights sum to 0; nothing would be "
+                         "learned")
+    return w
+
+
 def check_labels(name, y, n_samples, n_classes=None):
     """Integer class labels of length ``n_samples`` as int64 in ``[0, n_classes)``.
 

@@ -513,8 +513,12 @@ class Sequential:
 
     def fit(self, X, y, loss="softmax_cross_entropy", optimizer="adam", epochs=10,
             batch_size=32, shuffle=True, validation_data=None, validation_split=0.0,
-            callbacks=None, lr_schedule=None, verbose=1, seed=None):
+            callbacks=None, lr_schedule=None, verbose=1, seed=None,
+            sample_weight=None):
         """Train on ``(X, y)``; return a :class:`~fastnn.callbacks.History`.
+
+        ``sample_weight`` (one weight >= 0 per sample, or None) makes each
+        minibatch's loss the weighted mean of its samples' losses.
 
         Minibatches are reshuffled every epoch (``seed`` fixes the order and
         any dropout/noise) and gathered into preallocated buffers. Training
@@ -533,7 +537,7 @@ class Sequential:
 
         return fit(self, X, y, loss, optimizer, epochs, batch_size, shuffle,
                    validation_data, validation_split, callbacks, lr_schedule,
-                   verbose, seed)
+                   verbose, seed, sample_weight)
 
     # -- persistence / description ----------------------------------------------
     def save(self, path):

@@ -277,7 +277,8 @@ class SGD(Optimizer):
 
     def plan_hyper(self):
         return {"momentum": self.momentum, "dampening": self.dampening,
-                "nesterov": float(self.nesterov), "weight_decay": self.weight_decay}
+                "nesterov": float(self.nesterov), "weight_decay": self.weight_decay,
+                "velocity": 0.0}
 
 
 class AdaGrad(Optimizer):
@@ -557,7 +558,8 @@ class Adam(Optimizer):
 
     def plan_hyper(self):
         return {"beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps,
-                "weight_decay": self.weight_decay, "amsgrad": float(self.amsgrad)}
+                "weight_decay": self.weight_decay, "amsgrad": float(self.amsgrad),
+                "eps_uncorrected": 0.0}
 
 
 class AdamW(Adam):

@@ -17,8 +17,8 @@ import time
 import numpy as np
 
 from fastnn._validation import (
-    check_array, check_bool, check_float, check_int, check_seed, frame_columns,
-    select_features,
+    check_array, check_bool, check_float, check_int, check_sample_weight,
+    check_seed, frame_columns, select_features,
 )
 from fastnn._kernels._plan_args import steps_per_call
 from fastnn.callbacks import Callback, History
@@ -40,7 +40,8 @@ class TrainingDivergedError(FloatingPointError):
 
 
 def fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle,
-        validation_data, validation_split, callbacks, lr_schedule, verbose, seed):
+        validation_data, validation_split, callbacks, lr_schedule, verbose, seed,
+        sample_weight=None):
     """:meth:`fastnn.Sequential.fit` (see there), one ``fit`` per model at a
     time: a second, concurrent one raises ``RuntimeError``."""
     with _FIT_LOCK:
@@ -52,7 +53,7 @@ def fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle,
     try:
         return _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle,
                     validation_data, validation_split, callbacks, lr_schedule,
-                    verbose, seed)
+                    verbose, seed, sample_weight)
     finally:
         with _FIT_LOCK:
             _FITTING.discard(id(model))
@@ -60,7 +61,7 @@ def fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle,
 
 def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle,
          validation_data, validation_split, callbacks, lr_schedule, verbose,
-         seed):
+         seed, sample_weight):
     # ---- validate everything before touching state ----
     spec = get_loss(loss)
     X = select_features("X", X, model.feature_names)
@@ -74,6 +75,7 @@ def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle,
                                    high_open=True)
     verbose = check_int("verbose", verbose, 0, 2)
     seed = check_seed(seed)
+    sample_weight = check_sample_weight(sample_weight, X.shape[0], model.dtype)
     if callbacks is None:
         callbacks = []
     elif isinstance(callbacks, (list, tuple)):
@@ -97,7 +99,7 @@ def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle,
     with model._building(X.shape[1]):
         target, X, X_val, y_val, runner = _fit_inputs(
             model, X, y, spec, validation_data, validation_split, optimizer,
-            batch_size, seed)
+            batch_size, seed, sample_weight)
         # What every epoch will log: callbacks refuse a monitor or a path
         # placeholder that names none of it now, not after an epoch.
         keys = {"loss", "lr", "time"}
@@ -197,7 +199,7 @@ def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle,
 
 
 def _fit_inputs(model, X, y, spec, validation_data, validation_split,
-                optimizer, batch_size, seed):
+                optimizer, batch_size, seed, sample_weight=None):
     """The checks of ``fit`` that need the built model: the targets, the
     validation data and the training buffers. Changes nothing in the model."""
     target = model._check_targets(y, X.shape[0], spec)
@@ -219,10 +221,16 @@ def _fit_inputs(model, X, y, spec, validation_data, validation_split,
             )
         X, X_val = X[:-n_val], X[-n_val:]
         target, y_val = target[:-n_val], target[-n_val:]
+        if sample_weight is not None:
+            sample_weight = sample_weight[:-n_val]
+            if not sample_weight.sum() > 0:
+                raise ValueError("sample_weight: the weights of the training part "
+                                 "(before validation_split) sum to 0")
     else:
         X_val = y_val = None
 
-    runner = _TrainingRun(model, X, target, spec, optimizer, batch_size, seed)
+    runner = _TrainingRun(model, X, target, spec, optimizer, batch_size, seed,
+                          sample_weight)
     return target, X, X_val, y_val, runner
 
 
@@ -243,11 +251,16 @@ def _print_epoch(epoch, epochs, logs):
 class _TrainingRun:
     """The training plan of one ``fit`` call, and its epochs."""
 
-    def __init__(self, model, X, target, spec, optimizer, batch_size, seed):
+    def __init__(self, model, X, target, spec, optimizer, batch_size, seed,
+                 sample_weight=None, penalty="sum", loss_scale=1.0):
         self.model = model
         self.X = X
         self.target = target
         self.spec = spec
+        self.sample_weight = sample_weight
+        self.penalty = penalty
+        self.loss_scale = loss_scale
+        self.penalty_total = 0.0
         self.optimizer = optimizer
         self.n = X.shape[0]
         self.bs = bs = min(batch_size, self.n)
@@ -288,9 +301,10 @@ class _TrainingRun:
         runs = np.array(model._trainable_runs(), np.int64).reshape(-1, 2)
         self.plan = model.ops.TrainPlan(
             self.X, self.target, self.perm,
-            [layer.plan_op() for layer in model.layers], self.spec.plan_loss(),
-            self.optimizer.plan_spec(), model._params, model._grads, runs, self.bs,
-            self.key % (1 << 128))
+            [layer.plan_op() for layer in model.layers],
+            self.spec.plan_loss() + (self.loss_scale,), self.optimizer.plan_spec(),
+            model._params, model._grads, runs, self.bs, self.key % (1 << 128),
+            self.sample_weight, self.penalty)
         self.chunk = steps_per_call(self.bs, model._params.size)
         self.counted = [layer for layer in model.layers
                         if "num_batches_tracked" in layer._counters()
@@ -299,10 +313,12 @@ class _TrainingRun:
     def _run(self, epoch, n_steps, bar, interrupted):
         opt = self.optimizer
         total, correct, s = 0.0, 0, 0
+        self.penalty_total = 0.0
         while s < n_steps:
             todo = min(self.chunk, n_steps - s)
-            loss_sum, hits, done = self.plan.run(s, todo, opt.lr, opt.step_count,
-                                                 epoch)
+            loss_sum, hits, done, penalty_sum = self.plan.run(
+                s, todo, opt.lr, opt.step_count, epoch)
+            self.penalty_total += penalty_sum
             opt.step_count += done
             for layer in self.counted:
                 layer.num_batches_tracked += done

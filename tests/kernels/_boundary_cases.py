@@ -436,11 +436,13 @@ def _plan_args(t, loss="softmax_cross_entropy", optimizer="adam",
     last = dense(K, H, acts[1])
     if optimizer == "sgd":
         opt = {"name": "sgd", "hyper": {"momentum": 0.9, "dampening": 0.0,
-                                        "nesterov": 0.0, "weight_decay": 0.0},
+                                        "nesterov": 0.0, "weight_decay": 0.0,
+                                        "velocity": 0.0},
                "state": {"momentum_buffer": np.zeros(n_params, t)}}
     else:
         opt = {"name": "adam", "hyper": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
-                                         "weight_decay": 0.0, "amsgrad": 1.0},
+                                         "weight_decay": 0.0, "amsgrad": 1.0,
+                                         "eps_uncorrected": 0.0},
                "state": {k: np.zeros(n_params, t)
                          for k in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}}
     opt.update(scalars=None, clip_norm=1.0)
@@ -526,6 +528,14 @@ def _plan_cases(t, a=None):
         ("runs:overlap", {"runs": np.array([[0, 5], [3, 9]], np.int64)}, ValueError),
         ("batch:zero", {"batch": 0}, ValueError),
         ("batch:more-than-rows", {"batch": n + 1}, ValueError),
+        ("sample_weight:negative", {"sample_weight": np.full(n, -1.0, t)},
+         ValueError),
+        ("sample_weight:nan", {"sample_weight": np.full(n, np.nan, t)}, ValueError),
+        ("sample_weight:short", {"sample_weight": np.ones(n - 1, t)}, ValueError),
+        ("sample_weight:dtype", {"sample_weight": np.ones(n, other)}, TypeError),
+        ("penalty:unknown", {"penalty": "mean"}, ValueError),
+        ("loss:scale-zero", {"loss": ("softmax_cross_entropy", 1.0, 0.0)},
+         ValueError),
         ("seed:negative", {"seed": -1}, ValueError),
         ("seed:2^128", {"seed": 2**128}, ValueError),
         ("run:first_step", "run:-1", ValueError),

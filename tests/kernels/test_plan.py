@@ -115,6 +115,59 @@ def test_plan_matches_its_twin_in_float32(layers):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
 
 
+def _plan_fit(loss, opt, dtype, backend, weights, penalty, scale):
+    """Two epochs of the plan itself, with sample weights, the per-sample
+    penalty and a loss scale; the arrays it trained and its run results."""
+    X, y = _data(loss, dtype)
+    model = _model("batchnorm", "l2", dtype, backend)
+    model.layers[0].l1 = 1e-3
+    optimizer = OPTIMIZERS[opt](None)
+    optimizer.bind(model, model._params)
+    target = y if get_loss(loss).targets == "labels" else y.astype(dtype)
+    perm = np.random.default_rng(0).permutation(X.shape[0])
+    runs = np.array(model._trainable_runs(), np.int64).reshape(-1, 2)
+    plan = model.ops.TrainPlan(
+        X, target, perm, [la.plan_op() for la in model.layers],
+        (loss, 1.0, scale), optimizer.plan_spec(), model._params, model._grads,
+        runs, 8, 3, sample_weight=weights, penalty=penalty)
+    results = [plan.run(0, 5, 0.01, 5 * e, e) for e in range(2)]
+    return _all_arrays(model), results
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("opt", ["sgd", "adam", "nadam"])
+@pytest.mark.parametrize("penalty", ["sum", "sample"])
+def test_weighted_steps_match_the_twin(loss, opt, penalty):
+    w = np.random.default_rng(4).random(37) * 3
+    w[:4] = 0  # some samples weigh nothing
+    args = (loss, opt, np.float64)
+    got, runs = _plan_fit(*args, "cython", w, penalty, 1.5)
+    want, runs_ref = _plan_fit(*args, "numpy", w, penalty, 1.5)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    for r, q in zip(runs, runs_ref):
+        np.testing.assert_allclose(r[0], q[0], rtol=1e-10)
+        assert r[1:3] == q[1:3]
+        np.testing.assert_allclose(r[3], q[3], rtol=1e-10)
+        assert (r[3] > 0) == (penalty == "sample")
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_integer_weights_are_repeated_samples(loss):
+    # Full-batch steps: a sample of weight 3 is that sample three times.
+    X, y = _data(loss, np.float64, n=12)
+    w = np.array([0, 1, 2, 3] * 3)
+    rows = np.repeat(np.arange(12), w)
+    fits = []
+    for Xf, yf, wf in ((X, y, w), (X[rows], y[rows], None)):
+        model = _model("prelu", "l2", np.float64, "cython")
+        model.fit(Xf, yf, loss=loss, optimizer=fastnn.SGD(lr=0.1, momentum=0.5),
+                  epochs=3, batch_size=Xf.shape[0], verbose=0, sample_weight=wf)
+        fits.append(_all_arrays(model))
+    for a, b in zip(*fits):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
 def test_frozen_layers_stay_bit_identical():
     X, y = _data("softmax_cross_entropy", np.float64)
     model = _model("frozen", "none", np.float64, "cython")

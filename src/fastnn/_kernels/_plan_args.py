@@ -44,7 +44,8 @@ _PARAMS = {
 class PlanSpec(SimpleNamespace):
     """A checked plan: ``X``, ``target``, ``perm``, ``batch``, ``ops`` (one
     namespace per layer: ``kind``, ``code``, ``n_in``, ``n_out``, ``arrays``,
-    ``values``), the loss (``loss``, ``loss_code``, ``delta``), the optimizer
+    ``values``), the loss (``loss``, ``loss_code``, ``delta``, ``loss_scale``,
+    ``sample_weight`` and its batch buffer ``wb``, ``per_sample``), the optimizer
     (``optimizer``, ``opt_code``, ``hyper``, ``state``, ``scalars``,
     ``clip_norm``), ``params``, ``grads``, ``runs``, ``seed``, the batch
     buffers ``Xb``, ``tb``, ``dOut``, ``n_classes`` (0 for value losses) and
@@ -222,7 +223,7 @@ def _optimizer(opt, params):
 
 
 def plan_args(X, target, perm, layers, loss, optimizer, params, grads, runs,
-              batch, seed):
+              batch, seed, sample_weight=None, penalty="sum"):
     """Check a plan's description (see ``TrainPlan``) and lay it out.
 
     Raises ``TypeError`` or ``ValueError`` naming the first argument that is
@@ -246,11 +247,18 @@ def plan_args(X, target, perm, layers, loss, optimizer, params, grads, runs,
     for i, layer in enumerate(layers):
         ops.append(_op(i, layer, X, batch, width, params, grads))
         width = ops[-1].n_out
-    if not isinstance(loss, (tuple, list)) or len(loss) != 2:
-        raise ValueError("loss: must be (name, delta)")
-    loss_name, delta = loss
+    if not isinstance(loss, (tuple, list)) or len(loss) not in (2, 3):
+        raise ValueError("loss: must be (name, delta) or (name, delta, scale)")
+    loss_name, delta = loss[:2]
     choice("loss", loss_name, LOSS_CODES)
     delta = number("delta", delta, 0.0, np.inf, True)
+    scale = number("loss scale", loss[2] if len(loss) == 3 else 1.0, 0.0, np.inf,
+                   True)
+    if sample_weight is not None:
+        floats_shaped("sample_weight", sample_weight, X, _INPLACE, n)
+        if not (np.isfinite(sample_weight).all() and (sample_weight >= 0).all()):
+            raise ValueError("sample_weight: must be finite and >= 0")
+    choice("penalty", penalty, {"sum": 0, "sample": 1})
     if loss_name in LABEL_LOSSES:
         ints("target", target, n, -2, width, _INPLACE)
         tb = np.empty(batch, np.int64)
@@ -271,6 +279,9 @@ def plan_args(X, target, perm, layers, loss, optimizer, params, grads, runs,
     return PlanSpec(
         X=X, target=target, perm=perm, batch=batch, ops=ops,
         loss=loss_name, loss_code=LOSS_CODES[loss_name], delta=delta,
+        loss_scale=scale, sample_weight=sample_weight,
+        wb=np.empty(batch if sample_weight is not None else 0, X.dtype),
+        per_sample=penalty == "sample",
         optimizer=name, opt_code=code, hyper=hyper, state=state, scalars=scalars,
         clip_norm=clip, params=params, grads=grads, runs=runs, seed=seed,
         Xb=np.empty((batch, d), X.dtype), tb=tb,

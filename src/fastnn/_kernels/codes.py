@@ -48,12 +48,14 @@ LOSS_CODES = {"softmax_cross_entropy": 0, "hinge": 1, "mse": 2, "mae": 3,
 LABEL_LOSSES = ("softmax_cross_entropy", "hinge")
 
 #: An optimizer's code, its hyperparameters in the order the kernel takes
-#: them, its state arrays (each shaped like the flat parameter buffer, None
+#: them (SGD's ``velocity`` and Adam's ``eps_uncorrected`` are scikit-learn's
+#: forms of the update, see ``optim.pyx``), its state arrays (each shaped like the flat parameter buffer, None
 #: where the hyperparameters leave one unused) and its float64 scalars.
 OptimizerCodes = namedtuple("OptimizerCodes", "code hyper state scalars")
 
 OPTIMIZERS = {
-    "sgd": OptimizerCodes(0, ("momentum", "dampening", "nesterov", "weight_decay"),
+    "sgd": OptimizerCodes(0, ("momentum", "dampening", "nesterov", "weight_decay",
+                              "velocity"),
                           ("momentum_buffer",), ()),
     "adagrad": OptimizerCodes(1, ("lr_decay", "weight_decay", "eps", "decay"),
                               ("sum",), ()),
@@ -62,10 +64,11 @@ OPTIMIZERS = {
                               ("square_avg", "momentum_buffer", "grad_avg"), ()),
     "adadelta": OptimizerCodes(3, ("rho", "eps", "weight_decay"),
                                ("square_avg", "acc_delta"), ()),
-    "adam": OptimizerCodes(4, ("beta1", "beta2", "eps", "weight_decay", "amsgrad"),
+    "adam": OptimizerCodes(4, ("beta1", "beta2", "eps", "weight_decay", "amsgrad",
+                               "eps_uncorrected"),
                            ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"), ()),
     "adamw": OptimizerCodes(5, ("beta1", "beta2", "eps", "weight_decay",
-                                "amsgrad"),
+                                "amsgrad", "eps_uncorrected"),
                             ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"), ()),
     "nadam": OptimizerCodes(6, ("beta1", "beta2", "eps", "weight_decay",
                                 "momentum_decay"),

@@ -2,12 +2,12 @@ from cython cimport floating
 
 cdef void sgd_c(const floating* g, Py_ssize_t n, double lr, double momentum,
                 double dampening, bint nesterov, double weight_decay, long step,
-                floating* p, floating* buf) noexcept nogil
+                floating* p, floating* buf, bint velocity=*) noexcept nogil
 
 cdef void adam_c(const floating* g, Py_ssize_t n, double lr, double beta1,
                  double beta2, double eps, double weight_decay, bint decoupled,
                  bint amsgrad, long step, floating* p, floating* m, floating* v,
-                 floating* vmax) noexcept nogil
+                 floating* vmax, bint eps_uncorrected=*) noexcept nogil
 
 cdef void adagrad_c(const floating* g, Py_ssize_t n, double lr, double lr_decay,
                     double weight_decay, double eps, double decay, long step,

@@ -33,13 +33,22 @@ cdef inline floating* _p(floating[::1] a) noexcept nogil:
 
 cdef void sgd_c(const floating* g, Py_ssize_t n, double lr, double momentum,
                 double dampening, bint nesterov, double weight_decay, long step,
-                floating* p, floating* buf) noexcept nogil:
+                floating* p, floating* buf, bint velocity=False) noexcept nogil:
     """g = grad + wd p; buf = g (step 1) or momentum buf + (1 - dampening) g;
-    g = g + momentum buf (nesterov) or buf; p -= lr g."""
+    g = g + momentum buf (nesterov) or buf; p -= lr g.
+
+    ``velocity``: the buffer is scikit-learn's velocity, which carries the
+    learning rate: v = momentum v - lr g; p += momentum v - lr g (nesterov)
+    or v (equal to the above for a constant lr; dampening is not used)."""
     cdef Py_ssize_t i
     cdef double gi, bi
     for i in range(n):
         gi = g[i] + weight_decay * p[i]
+        if momentum != 0 and velocity:
+            bi = momentum * buf[i] - lr * gi
+            buf[i] = <floating> bi
+            p[i] = <floating> (p[i] + (momentum * bi - lr * gi if nesterov else bi))
+            continue
         if momentum != 0:
             if step == 1:
                 bi = gi
@@ -52,14 +61,14 @@ cdef void sgd_c(const floating* g, Py_ssize_t n, double lr, double momentum,
 
 def _sgd_update(grad, double lr, double momentum, double dampening, bint nesterov,
                double weight_decay, long step, floating[::1] param,
-               floating[::1] momentum_buf):
+               floating[::1] momentum_buf, bint velocity=False):
     """g = grad + wd p; buf = g (step 1) or momentum buf + (1 - dampening) g;
     g = g + momentum buf (nesterov) or buf; p -= lr g."""
     cdef const floating[::1] G = np.ascontiguousarray(grad)
     with nogil:
         sgd_c(_cp(G), param.shape[0], lr, momentum, dampening, nesterov,
               weight_decay, step, _p(param),
-              _p(momentum_buf) if momentum != 0 else NULL)
+              _p(momentum_buf) if momentum != 0 else NULL, velocity)
 
 
 cdef void adagrad_c(const floating* g, Py_ssize_t n, double lr, double lr_decay,
@@ -179,9 +188,13 @@ def _adadelta_update(grad, double lr, double rho, double eps, double weight_deca
 cdef void adam_c(const floating* g, Py_ssize_t n, double lr, double beta1,
                  double beta2, double eps, double weight_decay, bint decoupled,
                  bint amsgrad, long step, floating* p, floating* m, floating* v,
-                 floating* vmax) noexcept nogil:
+                 floating* vmax, bint eps_uncorrected=False) noexcept nogil:
     """m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
     p -= lr / bc1 * m / (sqrt(v or max v) / sqrt(bc2) + eps).
+
+    ``eps_uncorrected``: eps is added to the uncorrected sqrt(v), as in the
+    efficient form of Kingma & Ba (section 2) and scikit-learn:
+    p -= lr sqrt(bc2) / bc1 * m / (sqrt(v) + eps).
 
     The element math runs in the arrays' dtype, as torch's does, so that the
     float32 loop vectorizes at full width; the step constants are formed in
@@ -195,6 +208,8 @@ cdef void adam_c(const floating* g, Py_ssize_t n, double lr, double beta1,
     cdef floating b1c = <floating> (1.0 - beta1), b2 = <floating> beta2
     cdef floating b2c = <floating> (1.0 - beta2), e = <floating> eps
     cdef floating gi, mi, vi, pi
+    if eps_uncorrected:
+        step_size = <floating> (lr * sqrt(1.0 - beta2 ** step) / (1.0 - beta1 ** step))
     for i in range(n):
         pi = p[i] * decay
         gi = g[i] + wd * pi
@@ -205,31 +220,36 @@ cdef void adam_c(const floating* g, Py_ssize_t n, double lr, double beta1,
         if amsgrad:
             vi = vmax[i] if vmax[i] > vi else vi
             vmax[i] = vi
-        p[i] = pi - step_size * mi / (vsqrt(vi) * inv_bc2_sqrt + e)
+        if eps_uncorrected:
+            p[i] = pi - step_size * mi / (vsqrt(vi) + e)
+        else:
+            p[i] = pi - step_size * mi / (vsqrt(vi) * inv_bc2_sqrt + e)
 
 
 def _adam(grad, double lr, double beta1, double beta2, double eps,
           double weight_decay, bint decoupled, bint amsgrad, long step,
           floating[::1] param, floating[::1] exp_avg, floating[::1] exp_avg_sq,
-          floating[::1] max_exp_avg_sq):
+          floating[::1] max_exp_avg_sq, bint eps_uncorrected=False):
     cdef const floating[::1] G = np.ascontiguousarray(grad)
     with nogil:
         adam_c(_cp(G), param.shape[0], lr, beta1, beta2, eps, weight_decay,
                decoupled, amsgrad, step, _p(param), _p(exp_avg), _p(exp_avg_sq),
-               _p(max_exp_avg_sq) if amsgrad else NULL)
+               _p(max_exp_avg_sq) if amsgrad else NULL, eps_uncorrected)
 
 
 def _adam_checked(grad, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad,
-                  step, param, exp_avg, exp_avg_sq, max_exp_avg_sq):
+                  step, param, exp_avg, exp_avg_sq, max_exp_avg_sq,
+                  eps_uncorrected):
     update_args(grad, param, [("exp_avg", exp_avg, True),
                               ("exp_avg_sq", exp_avg_sq, True),
                               ("max_exp_avg_sq", max_exp_avg_sq, amsgrad)])
     _adam(grad, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, step, param,
-          exp_avg, exp_avg_sq, max_exp_avg_sq if amsgrad else None)
+          exp_avg, exp_avg_sq, max_exp_avg_sq if amsgrad else None,
+          bool(eps_uncorrected))
 
 
 def adam_update(grad, lr, beta1, beta2, eps, weight_decay, amsgrad, step, param,
-                exp_avg, exp_avg_sq, max_exp_avg_sq):
+                exp_avg, exp_avg_sq, max_exp_avg_sq, eps_uncorrected=False):
     """torch Adam (coupled weight decay: g = grad + wd p):
     m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; vmax = max(vmax, v) (amsgrad);
     p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
@@ -242,16 +262,19 @@ def adam_update(grad, lr, beta1, beta2, eps, weight_decay, amsgrad, step, param,
     step : int, 1-based
     param, exp_avg, exp_avg_sq, max_exp_avg_sq : ndarray of shape (n_params,)
         Updated in place (max_exp_avg_sq only with amsgrad).
+    eps_uncorrected : bool
+        Add eps to the uncorrected sqrt(v) (scikit-learn's form):
+        p -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps).
     """
     _adam_checked(grad, lr, beta1, beta2, eps, weight_decay, False, amsgrad, step,
-                  param, exp_avg, exp_avg_sq, max_exp_avg_sq)
+                  param, exp_avg, exp_avg_sq, max_exp_avg_sq, eps_uncorrected)
 
 
 def adamw_update(grad, lr, beta1, beta2, eps, weight_decay, amsgrad, step, param,
-                 exp_avg, exp_avg_sq, max_exp_avg_sq):
+                 exp_avg, exp_avg_sq, max_exp_avg_sq, eps_uncorrected=False):
     """torch AdamW: p *= 1 - lr wd (decoupled), then the Adam step on grad."""
     _adam_checked(grad, lr, beta1, beta2, eps, weight_decay, True, amsgrad, step,
-                  param, exp_avg, exp_avg_sq, max_exp_avg_sq)
+                  param, exp_avg, exp_avg_sq, max_exp_avg_sq, eps_uncorrected)
 
 
 cdef double nadam_c(const floating* g, Py_ssize_t n, double lr, double beta1,
@@ -343,7 +366,8 @@ def _clip_grad_norm(floating[::1] grad, double max_norm):
 # update. State arrays that the hyperparameters leave unused may be None.
 
 def sgd_update(grad, double lr, double momentum, double dampening, bint nesterov,
-               double weight_decay, long step, param, momentum_buf):
+               double weight_decay, long step, param, momentum_buf,
+               bint velocity=False):
     """g = grad + wd p; buf = g (step 1) or momentum buf + (1 - dampening) g;
     g = g + momentum buf (nesterov) or buf; p -= lr g.
 
@@ -357,6 +381,10 @@ def sgd_update(grad, double lr, double momentum, double dampening, bint nesterov
     param, momentum_buf : ndarray of shape (n_params,)
         Updated in place (momentum_buf only when momentum != 0; else it may be
         None, and is checked all the same if given).
+    velocity : bool
+        scikit-learn's form: the buffer is a velocity that carries the
+        learning rate, v = momentum v - lr g; p += momentum v - lr g
+        (nesterov) or v.
 
     Raises
     ------
@@ -368,7 +396,7 @@ def sgd_update(grad, double lr, double momentum, double dampening, bint nesterov
     """
     update_args(grad, param, [("momentum_buf", momentum_buf, momentum != 0)])
     _sgd_update(grad, lr, momentum, dampening, nesterov, weight_decay, step, param,
-                momentum_buf if momentum != 0 else None)
+                momentum_buf if momentum != 0 else None, velocity)
 
 
 def adagrad_update(grad, double lr, double lr_decay, double weight_decay,

@@ -131,8 +131,9 @@ cdef class TrainPlan:
         dtype, parameters inside ``params`` and gradients inside ``grads``;
         ``values`` its hyperparameters. The plan allocates the per-batch
         buffers itself.
-    loss : (name, delta)
-        A name of ``LOSS_CODES``; ``delta`` is Huber's.
+    loss : (name, delta) or (name, delta, scale)
+        A name of ``LOSS_CODES``; ``delta`` is Huber's; the loss and its
+        gradient are multiplied by ``scale`` (default 1).
     optimizer : dict
         ``name``; ``hyper``, the hyperparameters by name; ``state``, the state
         arrays by name (shaped like ``params``; None where unused);
@@ -147,6 +148,19 @@ cdef class TrainPlan:
         Rows per step (the last step of an epoch may have fewer).
     seed : int
         The key of the random stream, in [0, 2**128).
+    sample_weight : ndarray of shape (n_samples,) or None
+        Weights of the rows (X's dtype, finite, >= 0): a step's loss is then
+        the weighted mean ``sum w_i l_i / sum w_i`` of its rows' losses (each
+        row's the mean over its outputs), and its gradient that of the
+        weighted mean. A step whose weights sum to 0 has loss 0 and zero
+        gradients.
+    penalty : {"sum", "sample"}
+        ``"sum"``: a Dense layer's ``l1``/``l2`` terms add ``l2 W + l1
+        sign(W)`` to its weight gradient at every step (the penalty
+        ``l1 |W|_1 + l2/2 |W|^2`` is added to the loss once, by the caller).
+        ``"sample"``: the penalty is divided by the step's weight sum (its
+        number of rows, unweighted), as scikit-learn's ``alpha`` is, and
+        ``run`` returns its sum over the steps, each weighted by its rows.
 
     Every array must stay alive and unmoved while the plan is used; the plan
     keeps references to them. The arguments are checked as a whole
@@ -166,8 +180,11 @@ cdef class TrainPlan:
     cdef void* tb
     cdef void* dOut
     cdef int loss, pointwise, optimizer
-    cdef double delta, clip_norm
-    cdef double h[5]
+    cdef double delta, clip_norm, loss_scale
+    cdef bint per_sample
+    cdef void* weights
+    cdef void* wb
+    cdef double h[6]
     cdef void* params
     cdef void* grads
     cdef void* s0
@@ -183,11 +200,11 @@ cdef class TrainPlan:
         self.ops = NULL
 
     def __init__(self, X, target, perm, layers, loss, optimizer, params, grads, runs,
-                 batch, seed):
+                 batch, seed, sample_weight=None, penalty="sum"):
         cdef int i
         cdef Op* o
         spec = plan_args(X, target, perm, layers, loss, optimizer, params, grads,
-                         runs, batch, seed)
+                         runs, batch, seed, sample_weight, penalty)
         self.spec = spec
         self.is_float = X.dtype == np.float32
         self.X, self.target = data_ptr(X), data_ptr(target)
@@ -202,8 +219,12 @@ cdef class TrainPlan:
         self.delta = spec.delta
         self.n_classes = spec.n_classes
         self.optimizer = spec.opt_code
-        for i in range(5):
+        for i in range(6):
             self.h[i] = spec.hyper[i] if i < len(spec.hyper) else 0.0
+        self.loss_scale = spec.loss_scale
+        self.per_sample = spec.per_sample
+        self.weights = data_ptr(spec.sample_weight)
+        self.wb = data_ptr(spec.wb)
         self.clip_norm = spec.clip_norm
         self.params, self.grads = data_ptr(params), data_ptr(grads)
         state = list(spec.state) + [None] * (3 - len(spec.state))
@@ -258,12 +279,14 @@ cdef class TrainPlan:
 
         Returns
         -------
-        (loss_sum, correct, steps_done) : (float, int, int)
+        (loss_sum, correct, steps_done, penalty_sum) : (float, int, int, float)
             ``loss_sum`` is the sum of batch-mean losses times batch sizes;
             ``correct`` counts the right argmax labels (label losses) or the
             right signs (binary cross-entropy); ``steps_done < n_steps``
             means that the epoch ended or that a non-finite loss stopped the
-            run before that step's backward pass.
+            run before that step's backward pass; ``penalty_sum`` is the sum
+            of the steps' penalties times batch sizes with ``penalty="sample"``
+            (else 0).
 
         Raises
         ------
@@ -276,7 +299,7 @@ cdef class TrainPlan:
             If a step's scratch memory cannot be had (the steps before it
             are done; that step has changed no parameter).
         """
-        cdef double loss_sum = 0.0
+        cdef double loss_sum = 0.0, penalty_sum = 0.0
         cdef long long correct = 0
         cdef long done = 0
         cdef long first, steps, t
@@ -288,17 +311,17 @@ cdef class TrainPlan:
         with nogil:
             if self.is_float:
                 done = self._run(<float*> NULL, first, steps, rate, t, e,
-                                 &loss_sum, &correct)
+                                 &loss_sum, &correct, &penalty_sum)
             else:
                 done = self._run(<double*> NULL, first, steps, rate, t, e,
-                                 &loss_sum, &correct)
+                                 &loss_sum, &correct, &penalty_sum)
         if self.oom:
             raise MemoryError(f"TrainPlan.run: out of memory after {done} steps")
-        return loss_sum, correct, done
+        return loss_sum, correct, done, penalty_sum
 
     cdef long _run(self, floating* dtype_tag, long first_step, long n_steps,
                    double lr, long opt_step, uint64_t epoch, double* loss_sum,
-                   long long* correct) noexcept nogil:
+                   long long* correct, double* penalty_sum) noexcept nogil:
         """The step loop; ``dtype_tag`` (NULL) only selects float or double."""
         cdef long s, done = 0
         cdef Py_ssize_t start, k, i, j, w = self.t_width
@@ -307,7 +330,8 @@ cdef class TrainPlan:
         cdef floating* Xb = <floating*> self.Xb
         cdef const floating* h
         cdef floating* d
-        cdef double loss
+        cdef double loss, weight_sum, penalty
+        cdef floating* dOut = <floating*> self.dOut
         for s in range(first_step, first_step + n_steps):
             start = s * self.batch
             k = self.batch if start + self.batch <= self.n else self.n - start
@@ -321,21 +345,35 @@ cdef class TrainPlan:
                 else:
                     memcpy((<floating*> self.tb) + i * w,
                            (<floating*> self.target) + j * w, w * sizeof(floating))
+                if self.weights != NULL:
+                    (<floating*> self.wb)[i] = (<floating*> self.weights)[j]
             h = Xb
             for l in range(self.n_ops):
                 h = self._forward(&self.ops[l], h, k, epoch, s, l)
                 if self.oom:
                     return done
-            loss = self._loss(<floating*> h, k, <floating*> self.dOut)
+            weight_sum = k
+            if self.weights != NULL:
+                loss = self._weighted_loss(<floating*> h, k, dOut, &weight_sum)
+            else:
+                loss = self._loss(<floating*> h, k, dOut)
+            if self.loss_scale != 1.0:
+                loss *= self.loss_scale
+                for i in range(k * self.n_out):
+                    dOut[i] = <floating> (dOut[i] * self.loss_scale)
             if not isfinite(loss):
                 break
             loss_sum[0] += loss * k
             correct[0] += self._correct(<floating*> h, k)
-            d = <floating*> self.dOut
+            d = dOut
+            penalty = 0.0
             for l in range(self.n_ops - 1, self.first_backward - 1, -1):
-                d = self._backward(&self.ops[l], d, k, l > self.first_backward)
+                d = self._backward(&self.ops[l], d, k, l > self.first_backward,
+                                   weight_sum, &penalty)
                 if self.oom:
                     return done
+            if weight_sum > 0:
+                penalty_sum[0] += penalty / weight_sum * k
             opt_step += 1
             if self.n_runs:
                 if self.clip_norm > 0:
@@ -395,11 +433,14 @@ cdef class TrainPlan:
         return Y
 
     cdef floating* _backward(self, Op* o, floating* d, Py_ssize_t k,
-                             bint need_dx) noexcept nogil:
+                             bint need_dx, double weight_sum,
+                             double* penalty) noexcept nogil:
         """Layer ``o`` backward from the gradient ``d`` of its output (which it
         may overwrite): its parameters' gradients, and the gradient of its
         input (``d`` itself for a step that changes nothing), or NULL when
-        not needed. Sets ``oom`` if out of memory."""
+        not needed. Sets ``oom`` if out of memory. With ``penalty="sample"``
+        the l1/l2 terms are divided by ``weight_sum`` and the penalty of the
+        weights is added to ``penalty``."""
         cdef floating* dX = <floating*> o.dX if need_dx else NULL
         cdef floating* mask
         cdef floating* W
@@ -407,6 +448,7 @@ cdef class TrainPlan:
         cdef floating* rv
         cdef floating* g
         cdef floating scale, l1, l2
+        cdef double c1 = o.l1, c2 = o.l2, sq = 0.0, ab = 0.0
         cdef Py_ssize_t i, j, n = k * o.n_in, m
         if o.kind == K_DENSE:
             if dense_backward_c(<const floating*> o.X, <floating*> o.W,
@@ -419,12 +461,21 @@ cdef class TrainPlan:
             if o.trainable and (o.l1 != 0 or o.l2 != 0):
                 # dW += l2 W + l1 sign(W), in the dtype, in that order
                 W, dW = <floating*> o.W, <floating*> o.dW
-                l1, l2 = <floating> o.l1, <floating> o.l2
                 m = o.n_in * o.n_out
-                if o.l2 != 0:
+                if self.per_sample:
+                    for i in range(m):
+                        sq += <double> W[i] * W[i]
+                        ab += W[i] if W[i] >= 0 else -W[i]
+                    penalty[0] += 0.5 * c2 * sq + c1 * ab
+                    if weight_sum > 0:
+                        c1, c2 = c1 / weight_sum, c2 / weight_sum
+                    else:
+                        c1, c2 = 0.0, 0.0
+                l1, l2 = <floating> c1, <floating> c2
+                if c2 != 0:
                     for i in range(m):
                         dW[i] = dW[i] + W[i] * l2
-                if o.l1 != 0:
+                if c1 != 0:
                     for i in range(m):
                         dW[i] = dW[i] + ((W[i] > 0) - (W[i] < 0)) * l1
         elif o.kind == K_ACTIVATION:
@@ -480,6 +531,35 @@ cdef class TrainPlan:
         return pointwise_c(out, <floating*> self.tb, k * self.n_out, self.pointwise,
                            self.delta, dOut)
 
+    cdef double _weighted_loss(self, floating* out, Py_ssize_t k, floating* dOut,
+                               double* weight_sum) noexcept nogil:
+        """The weighted mean of the rows' losses, row by row with the loss
+        kernels; each row's gradient scaled by its weight over the sum."""
+        cdef Py_ssize_t i, j, m = self.n_out
+        cdef const floating* w = <const floating*> self.wb
+        cdef double total = 0.0, row, S = 0.0, c
+        for i in range(k):
+            S += w[i]
+        weight_sum[0] = S
+        if S == 0:
+            memset(dOut, 0, k * m * sizeof(floating))
+            return 0.0
+        for i in range(k):
+            if self.loss == 0:
+                row = softmax_cross_entropy_c(out + i * m, (<int64_t*> self.tb) + i,
+                                              1, m, dOut + i * m)
+            elif self.loss == 1:
+                row = hinge_c(out + i * m, (<int64_t*> self.tb) + i, 1, m,
+                              dOut + i * m)
+            else:
+                row = pointwise_c(out + i * m, (<floating*> self.tb) + i * m, m,
+                                  self.pointwise, self.delta, dOut + i * m)
+            total += w[i] * row
+            c = w[i] / S
+            for j in range(m):
+                dOut[i * m + j] = <floating> (dOut[i * m + j] * c)
+        return total / S
+
     cdef long long _correct(self, floating* out, Py_ssize_t k) noexcept nogil:
         cdef Py_ssize_t i, j, best
         cdef long long hits = 0
@@ -525,7 +605,7 @@ cdef class TrainPlan:
             n = self.runs[2 * r + 1] - a
             if self.optimizer == O_SGD:
                 sgd_c(g + a, n, lr, self.h[0], self.h[1], self.h[2] != 0, self.h[3],
-                      t, p + a, s0 + a if s0 != NULL else NULL)
+                      t, p + a, s0 + a if s0 != NULL else NULL, self.h[4] != 0)
             elif self.optimizer == O_ADAGRAD:
                 adagrad_c(g + a, n, lr, self.h[0], self.h[1], self.h[2], self.h[3],
                           t, p + a, s0 + a)
@@ -540,7 +620,7 @@ cdef class TrainPlan:
             elif self.optimizer == O_ADAM or self.optimizer == O_ADAMW:
                 adam_c(g + a, n, lr, self.h[0], self.h[1], self.h[2], self.h[3],
                        self.optimizer == O_ADAMW, self.h[4] != 0, t, p + a, s0 + a,
-                       s1 + a, s2 + a if s2 != NULL else NULL)
+                       s1 + a, s2 + a if s2 != NULL else NULL, self.h[5] != 0)
             else:  # nadam: every run starts from the same mu_product
                 mu_next = nadam_c(g + a, n, lr, self.h[0], self.h[1], self.h[2],
                                   self.h[3], self.h[4], t, mu, p + a, s0 + a, s1 + a)

@@ -12,11 +12,16 @@ __all__ = [
 
 
 def sgd_update(grad, lr, momentum, dampening, nesterov, weight_decay, step, param,
-               momentum_buf):
+               momentum_buf, velocity=False):
     """g = grad + wd p; buf = g (step 1) or momentum buf + (1 - dampening) g;
-    g = g + momentum buf (nesterov) or buf; p -= lr g."""
+    g = g + momentum buf (nesterov) or buf; p -= lr g. ``velocity``:
+    v = momentum v - lr g; p += momentum v - lr g (nesterov) or v."""
     update_args(grad, param, [("momentum_buf", momentum_buf, momentum != 0)])
     g = grad + weight_decay * param
+    if momentum != 0 and velocity:
+        momentum_buf[...] = momentum * momentum_buf - lr * g
+        param += momentum * momentum_buf - lr * g if nesterov else momentum_buf
+        return
     if momentum != 0:
         if step == 1:
             momentum_buf[...] = g
@@ -70,7 +75,7 @@ def adadelta_update(grad, lr, rho, eps, weight_decay, param, square_avg, acc_del
 
 
 def _adam(grad, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, step,
-          param, exp_avg, exp_avg_sq, max_exp_avg_sq):
+          param, exp_avg, exp_avg_sq, max_exp_avg_sq, eps_uncorrected=False):
     update_args(grad, param, [("exp_avg", exp_avg, True),
                               ("exp_avg_sq", exp_avg_sq, True),
                               ("max_exp_avg_sq", max_exp_avg_sq, amsgrad)])
@@ -87,21 +92,25 @@ def _adam(grad, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, step,
         v = max_exp_avg_sq
     bc1 = 1 - beta1 ** step
     bc2_sqrt = np.sqrt(1 - beta2 ** step)
-    param -= lr / bc1 * exp_avg / (np.sqrt(v) / bc2_sqrt + eps)
+    if eps_uncorrected:  # scikit-learn's form
+        param -= lr * bc2_sqrt / bc1 * exp_avg / (np.sqrt(v) + eps)
+    else:
+        param -= lr / bc1 * exp_avg / (np.sqrt(v) / bc2_sqrt + eps)
 
 
 def adam_update(grad, lr, beta1, beta2, eps, weight_decay, amsgrad, step, param,
-                exp_avg, exp_avg_sq, max_exp_avg_sq):
-    """torch Adam: m, v moments; p -= lr/(1-b1^t) m / (sqrt(v)/sqrt(1-b2^t) + eps)."""
+                exp_avg, exp_avg_sq, max_exp_avg_sq, eps_uncorrected=False):
+    """torch Adam: m, v moments; p -= lr/(1-b1^t) m / (sqrt(v)/sqrt(1-b2^t) + eps)
+    (``eps_uncorrected``: p -= lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(v) + eps))."""
     _adam(grad, lr, beta1, beta2, eps, weight_decay, False, amsgrad, step, param,
-          exp_avg, exp_avg_sq, max_exp_avg_sq)
+          exp_avg, exp_avg_sq, max_exp_avg_sq, eps_uncorrected)
 
 
 def adamw_update(grad, lr, beta1, beta2, eps, weight_decay, amsgrad, step, param,
-                 exp_avg, exp_avg_sq, max_exp_avg_sq):
+                 exp_avg, exp_avg_sq, max_exp_avg_sq, eps_uncorrected=False):
     """torch AdamW: p *= 1 - lr wd, then the Adam step."""
     _adam(grad, lr, beta1, beta2, eps, weight_decay, True, amsgrad, step, param,
-          exp_avg, exp_avg_sq, max_exp_avg_sq)
+          exp_avg, exp_avg_sq, max_exp_avg_sq, eps_uncorrected)
 
 
 def nadam_update(grad, lr, beta1, beta2, eps, weight_decay, momentum_decay, step,

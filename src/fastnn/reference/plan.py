@@ -23,9 +23,9 @@ class TrainPlan:
     """See :class:`fastnn._kernels.plan.TrainPlan`; same arguments and results."""
 
     def __init__(self, X, target, perm, layers, loss, optimizer, params, grads,
-                 runs, batch, seed):
+                 runs, batch, seed, sample_weight=None, penalty="sum"):
         self.spec = plan_args(X, target, perm, layers, loss, optimizer, params,
-                              grads, runs, batch, seed)
+                              grads, runs, batch, seed, sample_weight, penalty)
 
     # -- forward and backward of one layer ------------------------------------
     def _forward(self, i, op, X, k, epoch, step):
@@ -67,8 +67,10 @@ class TrainPlan:
             activations.maxout_forward(Z, v["pieces"], Y, a["argmax"][:k])
         return Y
 
-    def _backward(self, op, d, k, need_dX):
-        """The gradient into ``op``'s parameters; returns its input's (or None)."""
+    def _backward(self, op, d, k, need_dX, weight_sum):
+        """The gradient into ``op``'s parameters; returns its input's (or None)
+        and adds the penalty of its weights (``penalty="sample"``) to
+        ``self.penalty``."""
         a, v = op.arrays, op.values
         dX = a["dX"][:k] if need_dX else None
         if op.kind == "dense":
@@ -79,7 +81,7 @@ class TrainPlan:
                                  a["grad_weight"] if t else None,
                                  a["grad_bias"] if t else None)
             if t and (v["l1"] or v["l2"]):
-                self._penalty_gradient(a["weight"], a["grad_weight"], v)
+                self._penalty_gradient(a["weight"], a["grad_weight"], v, weight_sum)
         elif op.kind == "activation":
             activations.activation_backward(op.X, a["Y"][:k], d, v["activation"],
                                             v["alpha"], dX)
@@ -114,14 +116,21 @@ class TrainPlan:
                                  a["grad_bias"] if t else None)
         return dX
 
-    @staticmethod
-    def _penalty_gradient(W, dW, v):
-        """dW += l2 W + l1 sign(W), in the weights' dtype, in that order."""
+    def _penalty_gradient(self, W, dW, v, weight_sum):
+        """dW += l2 W + l1 sign(W), in the weights' dtype, in that order; with
+        ``penalty="sample"``, l1 and l2 over the step's weight sum."""
         dt = W.dtype.type
-        if v["l2"]:
-            dW += W * dt(v["l2"])
-        if v["l1"]:
-            dW += np.sign(W) * dt(v["l1"])
+        l1, l2 = v["l1"], v["l2"]
+        if self.spec.per_sample:
+            w = W.astype(np.float64).ravel()
+            self.penalty += 0.5 * l2 * float(np.dot(w, w)) + l1 * float(
+                np.abs(w).sum())
+            l1, l2 = ((l1 / weight_sum, l2 / weight_sum) if weight_sum > 0
+                      else (0.0, 0.0))
+        if l2:
+            dW += W * dt(l2)
+        if l1:
+            dW += np.sign(W) * dt(l1)
 
     # -- loss and update -----------------------------------------------------
     def _loss(self, out, tb, dOut):
@@ -129,6 +138,22 @@ class TrainPlan:
         if s.loss == "huber":
             return losses.huber_forward_backward(out, tb, s.delta, dOut)
         return _LOSSES[s.loss](out, tb, dOut)
+
+    def _weighted_loss(self, out, tb, dOut, w):
+        """The weighted mean of the rows' losses (row by row with the loss
+        kernels) and its weight sum; each row's gradient scaled by its
+        weight over the sum."""
+        S = float(np.sum(w.astype(np.float64)))
+        if S == 0:
+            dOut[...] = 0
+            return 0.0, 0.0
+        total = 0.0
+        for i in range(out.shape[0]):
+            row = self._loss(out[i:i + 1], tb[i:i + 1], dOut[i:i + 1])
+            total += float(w[i]) * row
+            c = float(w[i]) / S
+            dOut[i] = (dOut[i].astype(np.float64) * c).astype(dOut.dtype)
+        return total / S, S
 
     def _correct(self, out, tb):
         s = self.spec
@@ -154,14 +179,15 @@ class TrainPlan:
 
     def _update(self, lr, t):
         s = self.spec
-        h = s.hyper
+        h = s.hyper + (0.0,)
         mu = float(s.scalars[0]) if s.scalars is not None else 0.0
         mu_next = mu
         for start, stop in s.runs.tolist():
             g, p = s.grads[start:stop], s.params[start:stop]
             st = [None if x is None else x[start:stop] for x in s.state]
             if s.optimizer == "sgd":
-                optim.sgd_update(g, lr, h[0], h[1], bool(h[2]), h[3], t, p, st[0])
+                optim.sgd_update(g, lr, h[0], h[1], bool(h[2]), h[3], t, p, st[0],
+                                 velocity=bool(h[4]))
             elif s.optimizer == "adagrad":
                 optim.adagrad_update(g, lr, h[0], h[1], h[2], h[3], t, p, st[0])
             elif s.optimizer == "rmsprop":
@@ -173,7 +199,7 @@ class TrainPlan:
                 update = (optim.adamw_update if s.optimizer == "adamw"
                           else optim.adam_update)
                 update(g, lr, h[0], h[1], h[2], h[3], bool(h[4]), t, p, st[0], st[1],
-                       st[2] if h[4] else st[1])
+                       st[2] if h[4] else st[1], eps_uncorrected=bool(h[5]))
             else:  # nadam: every run starts from the same mu_product
                 mu_next = optim.nadam_update(g, lr, h[0], h[1], h[2], h[3], h[4], t,
                                              mu, p, st[0], st[1])
@@ -183,11 +209,12 @@ class TrainPlan:
     # -- the step loop -----------------------------------------------------------
     def run(self, first_step, n_steps, lr, opt_step, epoch):
         """Train ``n_steps`` minibatches from ``first_step`` of epoch ``epoch``;
-        returns (loss_sum, correct, steps_done). See the compiled plan."""
+        returns (loss_sum, correct, steps_done, penalty_sum). See the compiled
+        plan."""
         s = self.spec
         first_step, n_steps, lr, opt_step, epoch = run_args(
             s, first_step, n_steps, lr, opt_step, epoch)
-        loss_sum, correct, done = 0.0, 0, 0
+        loss_sum, correct, done, penalty_sum = 0.0, 0, 0, 0.0
         n, batch = s.X.shape[0], s.batch
         for step in range(first_step, first_step + n_steps):
             start = step * batch
@@ -204,18 +231,30 @@ class TrainPlan:
             H = Xb
             for i, op in enumerate(s.ops):
                 H = self._forward(i, op, H, k, epoch, step)
-            loss = self._loss(H, tb, dOut)
+            if s.sample_weight is not None:
+                loss, weight_sum = self._weighted_loss(H, tb, dOut,
+                                                       s.sample_weight[idx])
+            else:
+                loss, weight_sum = self._loss(H, tb, dOut), k
+            if s.loss_scale != 1:
+                loss *= s.loss_scale
+                dOut[...] = (dOut.astype(np.float64) * s.loss_scale).astype(
+                    dOut.dtype)
             if not math.isfinite(loss):
                 break
             loss_sum += loss * k
             correct += self._correct(H, tb)
             d = dOut
+            self.penalty = 0.0
             for i in range(len(s.ops) - 1, s.first_backward - 1, -1):
-                d = self._backward(s.ops[i], d, k, i > s.first_backward)
+                d = self._backward(s.ops[i], d, k, i > s.first_backward,
+                                   weight_sum)
+            if weight_sum > 0:
+                penalty_sum += self.penalty / weight_sum * k
             opt_step += 1
             if s.runs.shape[0]:
                 if s.clip_norm:
                     self._clip()
                 self._update(lr, opt_step)
             done += 1
-        return loss_sum, correct, done
+        return loss_sum, correct, done, penalty_sum
