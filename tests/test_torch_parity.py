@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 
 import fastnn
-from _torch_helpers import torch_twin
+from _torch_helpers import (
+    OPTIMIZERS, torch_default_dtype, torch_optimizer, torch_twin, torch_weights,
+    train_torch,
+)
 
 torch = pytest.importorskip("torch")
 
@@ -18,54 +21,12 @@ def _data(seed=0):
     return X, y
 
 
-def _torch_loss(name, out, y):
-    F = torch.nn.functional
-    if name == "softmax_cross_entropy":
-        return F.cross_entropy(out, y)
-    if name == "hinge":
-        return F.multi_margin_loss(out, y) * out.shape[1]
-    if name == "binary_cross_entropy":
-        return F.binary_cross_entropy_with_logits(out, y)
-    if name == "mse":
-        return F.mse_loss(out, y)
-    if name == "mae":
-        return F.l1_loss(out, y)
-    if name == "huber":
-        return F.huber_loss(out, y, delta=1.0)
-    raise KeyError(name)
-
-
-OPTIMIZERS = [
-    ("sgd", dict(lr=0.1), "SGD", {}),
-    ("sgd_momentum", dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=1e-2),
-     "SGD", {}),
-    ("sgd_nesterov", dict(lr=0.1, momentum=0.9, nesterov=True), "SGD", {}),
-    ("adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=1e-3), "AdaGrad", {}),
-    ("rmsprop", dict(lr=0.01), "RMSProp", {}),
-    ("rmsprop_centered", dict(lr=0.01, momentum=0.5, centered=True,
-                              weight_decay=1e-2), "RMSProp", {}),
-    ("adadelta", dict(lr=1.0, weight_decay=1e-2), "AdaDelta", {}),
-    ("adam", dict(lr=0.01, weight_decay=1e-2), "Adam", {}),
-    ("adam_amsgrad", dict(lr=0.01, amsgrad=True), "Adam", {}),
-    ("adamw", dict(lr=0.01, weight_decay=0.1), "AdamW", {}),
-    ("nadam", dict(lr=0.01, weight_decay=1e-2), "NAdam", {}),
-]
-TORCH_NAMES = {"SGD": "SGD", "AdaGrad": "Adagrad", "RMSProp": "RMSprop",
-               "AdaDelta": "Adadelta", "Adam": "Adam", "AdamW": "AdamW",
-               "NAdam": "NAdam"}
-
-
 def _run_both(layers, loss, optimizer, torch_opt, X, y, steps=5, backend="cython"):
     model = fastnn.Sequential(layers, input_dim=X.shape[1], dtype="float64", seed=3,
                               backend=backend)
     net = torch_twin(model)
-    opt = torch_opt(net.parameters())
-    Xt = torch.from_numpy(X)
-    yt = torch.from_numpy(y)
-    for _ in range(steps):
-        opt.zero_grad()
-        _torch_loss(loss, net(Xt), yt).backward()
-        opt.step()
+    train_torch(net, X, y, loss, torch_opt(net.parameters()), epochs=steps,
+                batch=len(X))
     model.fit(X, y, loss=loss, optimizer=optimizer, epochs=steps, batch_size=len(X),
               shuffle=False, verbose=0)
     return model, net
@@ -74,25 +35,16 @@ def _run_both(layers, loss, optimizer, torch_opt, X, y, steps=5, backend="cython
 @pytest.mark.parametrize("backend", ["cython", "numpy"])
 @pytest.mark.parametrize("case", OPTIMIZERS, ids=[c[0] for c in OPTIMIZERS])
 def test_optimizer_steps_match_torch(case, backend):
-    _, kwargs, cls, _ = case
+    _, cls, kwargs = case
     X, y = _data()
-    torch_kwargs = dict(kwargs)
-    if cls in ("Adam", "AdamW", "NAdam"):
-        torch_kwargs["foreach"] = False
     optimizer = getattr(fastnn, cls)(**kwargs)
     # torch keeps scalar state (NAdam's mu_product, step) in the default dtype.
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    with torch_default_dtype(np.float64):
         model, net = _run_both(
             [fastnn.Dense(H, "tanh"), fastnn.Dense(K)], "softmax_cross_entropy",
-            optimizer,
-            lambda p: getattr(torch.optim, TORCH_NAMES[cls])(p, **torch_kwargs), X,
-            y, backend=backend)
-    finally:
-        torch.set_default_dtype(default)
-    theirs = [p.detach().numpy() for p in net.parameters()]
-    for ours, ref in zip(model.get_weights(), theirs):
+            optimizer, lambda p: torch_optimizer(cls, kwargs, p), X, y,
+            backend=backend)
+    for ours, ref in zip(model.get_weights(), torch_weights(net), strict=True):
         np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-12)
 
 
@@ -137,13 +89,8 @@ def test_batchnorm_and_prelu_training_match_torch():
     layers = [fastnn.Dense(H), fastnn.BatchNorm(), fastnn.PReLU(), fastnn.Dense(K)]
     model, net = _run_both(layers, "softmax_cross_entropy", fastnn.SGD(lr=0.1),
                            lambda p: torch.optim.SGD(p, lr=0.1), X, y, steps=3)
-    sd = net.state_dict()
-    ours = model.get_weights()
-    theirs = [sd["0.weight"], sd["0.bias"], sd["1.weight"], sd["1.bias"],
-              sd["1.running_mean"], sd["1.running_var"], sd["2.weight"],
-              sd["3.weight"], sd["3.bias"]]
-    for a, b in zip(ours, theirs):
-        np.testing.assert_allclose(a, b.numpy(), rtol=1e-9, atol=1e-12)
+    for a, b in zip(model.get_weights(), torch_weights(net), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     net.eval()
     np.testing.assert_allclose(model.predict(X), net(torch.from_numpy(X)).detach()
                                .numpy(), rtol=1e-9, atol=1e-12)
