@@ -15,21 +15,25 @@ TORCH_ACTIVATIONS = {
     "softplus": lambda nn, a: nn.Softplus(),
 }
 
-#: (id, fastnn class, keyword arguments taken by both fastnn and torch.optim).
+#: (id, fastnn class, keyword arguments taken by both fastnn and torch.optim),
+#: defaults and other values of every hyperparameter that torch shares
+#: (AdaGrad's ``decay``, which torch lacks, stays at its torch-equal 1).
 OPTIMIZERS = [
     ("sgd", "SGD", dict(lr=0.1)),
     ("sgd_momentum", "SGD", dict(lr=0.1, momentum=0.9, dampening=0.1,
                                  weight_decay=1e-2)),
     ("sgd_nesterov", "SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
-    ("adagrad", "AdaGrad", dict(lr=0.1, lr_decay=0.01, weight_decay=1e-3)),
-    ("rmsprop", "RMSProp", dict(lr=0.01)),
+    ("adagrad", "AdaGrad", dict(lr=0.1, lr_decay=0.01, weight_decay=1e-3,
+                                initial_accumulator_value=0.1, eps=1e-6)),
+    ("rmsprop", "RMSProp", dict(lr=0.01, alpha=0.9, eps=1e-6)),
     ("rmsprop_centered", "RMSProp", dict(lr=0.01, momentum=0.5, centered=True,
                                          weight_decay=1e-2)),
-    ("adadelta", "AdaDelta", dict(lr=1.0, weight_decay=1e-2)),
+    ("adadelta", "AdaDelta", dict(lr=1.0, rho=0.8, eps=1e-5, weight_decay=1e-2)),
     ("adam", "Adam", dict(lr=0.01, weight_decay=1e-2)),
-    ("adam_amsgrad", "Adam", dict(lr=0.01, amsgrad=True)),
+    ("adam_amsgrad", "Adam", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6,
+                                  amsgrad=True)),
     ("adamw", "AdamW", dict(lr=0.01, weight_decay=0.1)),
-    ("nadam", "NAdam", dict(lr=0.01, weight_decay=1e-2)),
+    ("nadam", "NAdam", dict(lr=0.01, weight_decay=1e-2, momentum_decay=1e-2)),
 ]
 TORCH_NAMES = {"SGD": "SGD", "AdaGrad": "Adagrad", "RMSProp": "RMSprop",
                "AdaDelta": "Adadelta", "Adam": "Adam", "AdamW": "AdamW",

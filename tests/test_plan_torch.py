@@ -153,6 +153,10 @@ def _assert_matches(model, net, before, norms, regularizer, tol):
     for i, (a, b) in enumerate(zip(ours, theirs)):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol,
                                    err_msg=f"weight array {i}")
+    assert [layer.num_batches_tracked for layer in model.layers
+            if isinstance(layer, BatchNorm)] == [
+        int(m.num_batches_tracked) for m in net.modules()
+        if isinstance(m, torch.nn.BatchNorm1d)]
     # Not vacuous: training moved the weights well past the tolerance, and
     # the clipping case clipped.
     assert max(np.max(np.abs(a - b)) for a, b in zip(ours, before)) > 100 * tol
