@@ -554,6 +554,41 @@ class Sequential:
 
         return to_onnx(self, path, link)
 
+    def __getstate__(self):
+        # A pickle holds the architecture, the arrays and what fit learned
+        # about the data, never the kernels' buffers (as save does in memory).
+        state = {"config": self.get_config(), "seed": self.seed,
+                 "backend": self.backend, "history": self.history,
+                 "arrays": None, "counters": None}
+        if self.built:
+            state["arrays"] = [{k: v.copy() for k, v in layer.get_arrays().items()}
+                               for layer in self.layers]
+            state["counters"] = [layer._counters() for layer in self.layers]
+        return state
+
+    def __setstate__(self, state):
+        from fastnn.layers import LAYERS
+
+        config = state["config"]
+        layers = [LAYERS[spec["type"]].from_config(dict(spec["config"]))
+                  for spec in config["layers"]]
+        self.__init__(layers, input_dim=config["input_dim"], dtype=config["dtype"],
+                      seed=state["seed"], backend=state["backend"])
+        if state["arrays"] is not None:
+            for layer, arrays, counters in zip(self.layers, state["arrays"],
+                                               state["counters"]):
+                for name, target in layer.get_arrays().items():
+                    target[...] = arrays[name]
+                for name, value in counters.items():
+                    setattr(layer, name, value)
+        self.loss = config["loss"]
+        if config["classes"] is not None:
+            self.classes = np.asarray(config["classes"])
+        if config["feature_names"] is not None:
+            self.feature_names = tuple(config["feature_names"])
+        self.target_name = config["target_name"]
+        self.history = state["history"]
+
     def get_config(self):
         return {
             "input_dim": self.input_dim,
