@@ -1,13 +1,14 @@
 """Splits and cross-validation.
 
-``cross_validate`` runs folds in threads: the kernels release the GIL, so the
-folds train in parallel on one machine. For a cluster, use scikit-learn's
-search tools with joblib's dask backend on :mod:`fastnn.sklearn` estimators.
+``cross_validate`` runs its folds through joblib: in threads by default
+(the kernels release the GIL, so the folds train in parallel on one
+machine), and on a Dask cluster under ``joblib.parallel_config(backend=
+"dask")``, as scikit-learn's search tools over :mod:`fastnn.sklearn`
+estimators do (see :mod:`fastnn.distributed`).
 """
 
 import copy
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -155,9 +156,10 @@ class StratifiedKFold(KFold):
         return [order[i::self.n_splits] for i in range(self.n_splits)]
 
 
-def cross_validate(build_model, X, y, k=5, fit_kwargs=None, n_jobs=1,
+def cross_validate(build_model, X, y, k=5, fit_kwargs=None, n_jobs=None,
                    stratified=True, seed=0, metric="accuracy"):
-    """Train ``build_model()`` on k folds, in ``n_jobs`` threads.
+    """Train ``build_model()`` on k folds, in ``n_jobs`` threads (or on the
+    workers of joblib's active backend, a Dask cluster say).
 
     Parameters
     ----------
@@ -171,8 +173,12 @@ def cross_validate(build_model, X, y, k=5, fit_kwargs=None, n_jobs=1,
         state: see :meth:`fastnn.optimizers.Optimizer.fresh`) and of the
         ``lr_schedule`` and ``callbacks`` instances, so that no state passes
         between folds and the scores do not depend on ``n_jobs``.
-    n_jobs : int
-        Threads; the kernels release the GIL so folds run in parallel.
+    n_jobs : int or None
+        Threads; the kernels release the GIL so folds run in parallel. None
+        is 1, or what the active ``joblib.parallel_config`` says (under its
+        dask backend, every worker of the cluster). ``build_model`` and the
+        fit arguments then travel to the workers: a function or lambda,
+        pickled with cloudpickle.
     stratified : bool
         Use :class:`StratifiedKFold` (classification) or :class:`KFold`.
     seed : int
@@ -190,7 +196,8 @@ def cross_validate(build_model, X, y, k=5, fit_kwargs=None, n_jobs=1,
     if not callable(build_model):
         raise TypeError("build_model: must be a callable returning a fresh model")
     k = check_int("k", k, 2)
-    n_jobs = check_int("n_jobs", n_jobs, 1)
+    if n_jobs is not None:
+        n_jobs = check_int("n_jobs", n_jobs, 1)
     if fit_kwargs is not None and not isinstance(fit_kwargs, dict):
         raise TypeError(f"fit_kwargs: must be a dict or None, got "
                         f"{type(fit_kwargs).__name__}")
@@ -205,23 +212,24 @@ def cross_validate(build_model, X, y, k=5, fit_kwargs=None, n_jobs=1,
     splitter = (StratifiedKFold if stratified else KFold)(k, True, seed)
     folds = list(splitter.split(X, y))
 
-    def run(fold):
-        train, test = fold
-        model = build_model()
-        model.fit(X[train], y[train], **_fold_kwargs(fit_kwargs))
-        result = model.evaluate(X[test], y[test])
-        if metric not in result:
-            raise ValueError(f"metric: {metric!r} is not among {sorted(result)}")
-        return result[metric], result["loss"]
+    from joblib import Parallel, delayed
 
-    if n_jobs == 1:
-        results = [run(f) for f in folds]
-    else:
-        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-            results = list(pool.map(run, folds))
+    results = Parallel(n_jobs=n_jobs, prefer="threads")(
+        delayed(_run_fold)(build_model, X, y, train, test, fit_kwargs, metric)
+        for train, test in folds)
     scores = np.array([r[0] for r in results])
     return {"scores": scores, "mean": float(scores.mean()), "std": float(scores.std()),
             "loss": np.array([r[1] for r in results])}
+
+
+def _run_fold(build_model, X, y, train, test, fit_kwargs, metric):
+    """One fold: a fresh model trained on ``train``, evaluated on ``test``."""
+    model = build_model()
+    model.fit(X[train], y[train], **_fold_kwargs(fit_kwargs))
+    result = model.evaluate(X[test], y[test])
+    if metric not in result:
+        raise ValueError(f"metric: {metric!r} is not among {sorted(result)}")
+    return result[metric], result["loss"]
 
 
 def _fold_kwargs(fit_kwargs):
