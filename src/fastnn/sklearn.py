@@ -508,17 +508,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  n_iter_no_change=10, max_fun=15000, dropout=0.0,
                  batch_norm=False, dtype="float32", class_weight=None):
-        super().__init__(
-            hidden_layer_sizes=hidden_layer_sizes, activation=activation,
-            solver=solver, alpha=alpha, batch_size=batch_size,
-            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
-            power_t=power_t, max_iter=max_iter, shuffle=shuffle,
-            random_state=random_state, tol=tol, verbose=verbose,
-            warm_start=warm_start, momentum=momentum,
-            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
-            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
-            dropout=dropout, batch_norm=batch_norm, dtype=dtype)
+        own = ("class_weight",)
+        params = dict(locals())
+        for name in ("self", "__class__", "own", *own):
+            params.pop(name)
+        super().__init__(**params)
         self.class_weight = class_weight
 
     def _validate_input(self, X, y, incremental, reset):
@@ -650,17 +644,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  n_iter_no_change=10, max_fun=15000, dropout=0.0,
                  batch_norm=False, dtype="float32"):
-        super().__init__(
-            hidden_layer_sizes=hidden_layer_sizes, activation=activation,
-            solver=solver, alpha=alpha, batch_size=batch_size,
-            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
-            power_t=power_t, max_iter=max_iter, shuffle=shuffle,
-            random_state=random_state, tol=tol, verbose=verbose,
-            warm_start=warm_start, momentum=momentum,
-            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
-            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
-            dropout=dropout, batch_norm=batch_norm, dtype=dtype)
+        own = ("loss",)
+        params = dict(locals())
+        for name in ("self", "__class__", "own", *own):
+            params.pop(name)
+        super().__init__(**params)
         self.loss = loss
 
     def _check_params(self):
