@@ -2,13 +2,15 @@
 inference section, writes JSON, and refuses bad options. Timings are never
 asserted, only that they were measured."""
 
+import importlib.util
 import json
 import math
 
 import numpy as np
 import pytest
 
-from fastnn import bench
+from fastnn import bench, bench_variants
+from fastnn.cli import main as cli_main
 
 
 def test_tiny_run_reports_every_implementation_and_inference(tmp_path, capsys):
@@ -65,3 +67,48 @@ def test_bad_options_are_refused(argv, match):
 def test_unknown_worker_is_refused():
     with pytest.raises(ValueError, match="impl: unknown"):
         bench.worker("nope", "tiny", 3)
+
+
+def test_variants_table_reports_every_variant_for_fastnn_and_torch(tmp_path, capsys):
+    path = tmp_path / "variants.json"
+    assert cli_main(["bench", "--variants", "--configs", "tiny", "--rows", "96",
+                     "--epochs", "1", "--rounds", "1", "--threads", "1",
+                     "--json", str(path)]) == 0
+    res = json.loads(path.read_text())["tiny"]
+    assert (res["n_samples"], res["layers"], res["batch"]) == (96, [64, 32, 10], 32)
+    rows = res["rows"]
+    assert list(rows) == [v.label for v in bench_variants.VARIANTS]
+    impls = ["fastnn"] + (["torch"] if importlib.util.find_spec("torch") else [])
+    assert res["skipped"] == ({} if len(impls) == 2 else {"torch": "not installed"})
+    for label, row in rows.items():
+        for impl in impls:
+            r = row[impl]
+            assert len(r["epochs"]) == 3, (label, impl)  # 3 turns x 1 epoch
+            assert r["seconds_per_epoch"] == min(r["epochs"]) > 0
+            assert math.isfinite(r["ratio"]) and r["ratio"] > 0, (label, impl)
+    assert rows["plain Dense + Adam"]["fastnn"]["ratio"] == 1.0
+    out = capsys.readouterr().out
+    assert "CPU: " in out and "build: fastnn " in out
+    table = [line for line in out.splitlines() if line.startswith("| ")]
+    assert table[0] == "| variant | tiny | PyTorch on tiny |"
+    assert [line.split(" | ")[0][2:] for line in table[1:]] == list(rows)
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--configs", "huge"], "configs: unknown"),
+    (["--rounds", "0"], "rounds: must be >= 1"),
+    (["--threads", "0"], "threads: must be >= 1"),
+])
+def test_variants_bad_options_are_refused(argv, match):
+    with pytest.raises(ValueError, match=match):
+        bench_variants.main(argv)
+
+
+def test_variants_worker_refuses_unknown_implementation():
+    with pytest.raises(ValueError, match="impl: unknown"):
+        bench_variants.worker("nope", (96, [64, 32, 10], 32), 1, 1)
+
+
+def test_threads_without_variants_is_refused(capsys):
+    assert cli_main(["bench", "--threads", "1"]) != 0
+    assert "threads: only with --variants" in capsys.readouterr().err

@@ -119,8 +119,15 @@ def _build_parser():
     b.add_argument("--json", default=None, metavar="PATH")
     b.add_argument("--no-compare", action="store_true",
                    help="skip PyTorch and scikit-learn")
-    b.add_argument("--rounds", type=int, default=1,
+    b.add_argument("--rounds", type=int, default=None,
                    help="run the implementations in turn N times (steadier)")
+    b.add_argument("--variants", action="store_true",
+                   help="the variants table instead: each optimizer, penalty, "
+                        "layer and loss against plain Dense+Adam")
+    b.add_argument("--threads", type=int, default=None,
+                   help="with --variants: BLAS and PyTorch threads")
+    b.add_argument("--rows", type=int, default=None,
+                   help="with --variants: at most N training rows per config")
     return parser
 
 
@@ -473,7 +480,11 @@ def cmd_info(args):
 
 def cmd_bench(args):
     from fastnn.bench import main as bench_main
+    from fastnn.bench_variants import main as variants_main
 
+    for name in ("threads", "rows"):
+        if getattr(args, name) is not None and not args.variants:
+            raise ValueError(f"{name}: only with --variants")
     argv = []
     if args.quick:
         argv.append("--quick")
@@ -485,8 +496,12 @@ def cmd_bench(args):
         argv += ["--json", args.json]
     if args.no_compare:
         argv.append("--no-compare")
-    argv += ["--rounds", str(args.rounds)]
-    return bench_main(argv)
+    if args.rounds is not None:
+        argv += ["--rounds", str(args.rounds)]
+    for name in ("threads", "rows"):
+        if getattr(args, name) is not None:
+            argv += [f"--{name}", str(getattr(args, name))]
+    return (variants_main if args.variants else bench_main)(argv)
 
 
 COMMANDS = {"train": cmd_train, "predict": cmd_predict, "diagnose": cmd_diagnose,
