@@ -5,6 +5,9 @@ asserted, only that they were measured."""
 import importlib.util
 import json
 import math
+import os
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -112,3 +115,19 @@ def test_variants_worker_refuses_unknown_implementation():
 def test_threads_without_variants_is_refused(capsys):
     assert cli_main(["bench", "--threads", "1"]) != 0
     assert "threads: only with --variants" in capsys.readouterr().err
+
+
+def test_cpu_name_agrees_with_lscpu():
+    lscpu = shutil.which("lscpu")
+    if lscpu is None:
+        pytest.skip("no lscpu to compare with")
+    out = subprocess.run([lscpu], capture_output=True, text=True, check=True,
+                         env={**os.environ, "LC_ALL": "C"}).stdout
+    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    if "Model name" not in fields:
+        pytest.skip("lscpu names no model")
+    name = bench_variants.cpu_name()
+    assert name.startswith(fields["Model name"])
+    if "CPU family" in fields and "Model" in fields:
+        assert f"family {fields['CPU family']}, model {fields['Model']}" in name

@@ -14,10 +14,14 @@ process the variants take turns (round-robin, ``inner`` times over), each
 training ``epochs`` epochs per turn after a short warm-up, so that a busy
 spell of a shared machine hits the variants alike; a variant's figure is
 its best epoch over every turn and round (the one least disturbed by other
-work on the machine; the JSON keeps every epoch, and their median). ``--threads 1``
-keeps a busy neighbour from stalling a threaded GEMM. fastnn's epoch
-times are ``fit``'s own (``history["time"]``); PyTorch's are timed the same
-way around its minibatch loop.
+work on the machine; the JSON keeps every epoch, and their median).
+fastnn's epoch times are ``fit``'s own (``history["time"]``); PyTorch's are
+timed the same way around its minibatch loop.
+
+On a machine whose cores are busy with other work, ``--threads 1`` gives
+steadier figures: with 2 threads on 2 shared cores, a threaded GEMM waits for
+a descheduled thread, and PyTorch's OpenMP threads spin at their barriers
+(tiny then took minutes instead of seconds here).
 
 This module uses only fastnn's public API (``Sequential``, the layers, the
 optimizer classes, ``fit``) and ``fastnn.bench``'s configs, so that
@@ -26,6 +30,7 @@ whichever fastnn ``PYTHONPATH`` points to, older checkouts included.
 """
 
 import argparse
+import importlib.util
 import itertools
 import json
 import os
@@ -377,23 +382,27 @@ def _print_table(results, out):
 
 
 def cpu_name():
-    """The CPU's model name (from /proc/cpuinfo, else ``platform``), with its
-    widest vector extension where /proc/cpuinfo lists the flags."""
-    name, flags = platform.processor() or platform.machine(), set()
+    """The CPU's model name, family and model (the first processor of
+    /proc/cpuinfo; else ``platform``'s name), with its widest vector
+    extension where the flags are listed."""
+    fields = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:
+                if not line.strip():
+                    break  # the first processor is enough
                 key, _, value = line.partition(":")
-                if key.strip() == "model name" and name in ("", platform.machine(),
-                                                            platform.processor()):
-                    name = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = set(value.split())
+                fields[key.strip()] = value.strip()
     except OSError:
         pass
-    isa = next((f for f in ("avx512f", "avx2", "avx", "neon", "asimd")
-                if f in flags), None)
-    return name + (f" ({isa.upper()})" if isa else "")
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    flags = set(fields.get("flags", "").split())
+    extra = [f"family {fields['cpu family']}, model {fields['model']}"
+             if "cpu family" in fields and "model" in fields else None,
+             next((f.upper() for f in ("avx512f", "avx2", "avx", "asimd")
+                   if f in flags), None)]
+    extra = "; ".join(e for e in extra if e)
+    return name + (f" ({extra})" if extra else "")
 
 
 def build_description():
@@ -443,6 +452,9 @@ def main(argv=None):
     if unknown:
         raise ValueError(f"configs: unknown {unknown}; valid: {', '.join(CONFIGS)}")
     rounds = args.rounds if args.rounds is not None else 1 if args.quick else 2
+    if args.threads is not None and importlib.util.find_spec("threadpoolctl") is None:
+        raise ImportError("threads: pinning fastnn's BLAS needs threadpoolctl "
+                          "(pip install threadpoolctl, or the bench extra)")
     rows = args.rows or (QUICK_ROWS if args.quick else None)
     for label, value in (("rounds", rounds), ("epochs", args.epochs),
                          ("rows", rows), ("threads", args.threads)):
