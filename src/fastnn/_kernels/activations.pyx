@@ -60,6 +60,7 @@ cdef enum:
     BLOCK = 2048
     # Columns per block of stack accumulators in prelu_backward.
     DA_BLOCK = 256
+    DA_LANES = 8  # independent sums of PReLU's shared-slope gradient
 
 
 # --------------------------------------------------------------------------
@@ -350,20 +351,32 @@ cdef void prelu_backward_c(const floating* X, const floating* a,
     The sums run in double over rows (and columns when shared). dX may alias
     dY.
     """
-    cdef Py_ssize_t i, j, j0, nj
+    cdef Py_ssize_t i, j, j0, nj, k, n = rows * cols
     cdef floating x, g, a0
     cdef double acc[DA_BLOCK]
     cdef double total = 0.0
     if shared:
+        # Branch-free, with DA_LANES independent sums (added up in a fixed
+        # order at the end): no mispredicted sign tests, no serial chain.
         a0 = a[0]
-        for i in range(rows * cols):
+        for k in range(DA_LANES):
+            acc[k] = 0.0
+        i = 0
+        while i + DA_LANES <= n:
+            for k in range(DA_LANES):
+                x = X[i + k]
+                g = dY[i + k]
+                dX[i + k] = g if x > 0 else a0 * g
+                acc[k] += 0.0 if x > 0 else <double> g * x
+            i += DA_LANES
+        while i < n:
             x = X[i]
             g = dY[i]
-            if x > 0:
-                dX[i] = g
-            else:
-                dX[i] = a0 * g
-                total += <double> g * x
+            dX[i] = g if x > 0 else a0 * g
+            acc[0] += 0.0 if x > 0 else <double> g * x
+            i += 1
+        for k in range(DA_LANES):
+            total += acc[k]
         da[0] = <floating> total
         return
     # Column blocks: the double accumulators stay on the stack.

@@ -324,11 +324,26 @@ def _nadam_update(grad, double lr, double beta1, double beta2, double eps,
 
 
 cdef double sumsq_c(const floating* g, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double s = 0.0
-    for i in range(n):
-        s += <double> g[i] * g[i]
-    return s
+    """sum g^2 in double, over 8 independent partial sums (element i goes to
+    sum i % 8; they are added in a fixed order), so that the loop is not one
+    serial chain of additions."""
+    cdef Py_ssize_t i = 0, k
+    cdef double s[8]
+    cdef double x
+    for k in range(8):
+        s[k] = 0.0
+    while i + 8 <= n:
+        for k in range(8):
+            x = g[i + k]
+            s[k] += x * x
+        i += 8
+    k = 0
+    while i < n:
+        x = g[i]
+        s[k] += x * x
+        i += 1
+        k += 1
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
 
 
 def _global_norm(const floating[::1] grad):
