@@ -65,3 +65,32 @@ def test_import_without_compiled_modules_explains(tmp_path):
     assert "ImportError" in proc.stderr
     assert "compiled kernels are not built" in proc.stderr
     assert "pip install" in proc.stderr
+
+
+_SCIPY_BLAS_CHECK = """
+import sys, numpy as np
+{before}
+import fastnn
+print("scipy.linalg" in sys.modules)
+X = np.arange(12, dtype=np.{dtype}).reshape(4, 3)
+model = fastnn.Sequential([fastnn.Dense(2)], input_dim=3, dtype="{dtype}", seed=0)
+W, b = model.get_weights()
+np.testing.assert_allclose(model.predict(X), X @ W.T + b, rtol=1e-5)
+import scipy.linalg.cython_blas, scipy.linalg.blas as blas
+np.testing.assert_allclose(blas.dgemm(1.0, X, X.T), X @ X.T)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("before", ["", "import scipy.linalg"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_import_takes_scipys_blas_without_scipy_linalg(before, dtype):
+    # import fastnn leaves the scipy.linalg package unimported (its BLAS comes
+    # from the cython_blas extension alone), and the GEMMs are right whether
+    # or not scipy.linalg was imported first, and after it is imported.
+    from _child import child_env
+
+    code = _SCIPY_BLAS_CHECK.format(before=before, dtype=dtype)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, env=child_env(), check=True).stdout.split()
+    assert out == [str(bool(before)), "ok"]

@@ -1,15 +1,82 @@
 """GEMM for row-major arrays, through ``scipy.linalg.cython_blas``.
 
+The BLAS functions are SciPy's (its OpenBLAS), taken from the C API of
+``scipy.linalg.cython_blas`` when this module is imported. That extension is
+loaded from its file, without importing the ``scipy.linalg`` package, whose
+import costs about 200 ms of every ``import fastnn`` (a command-line call, a
+process per request) for nothing the kernels use; if that fails, it is
+imported the usual way.
+
 BLAS is column-major. A row-major matrix is the transpose of the same buffer
 read column-major, so ``C = op(A) @ op(B)`` in row-major order is computed as
 ``C.T = op(B).T @ op(A).T`` in column-major order: the operands swap places
 and ``m``/``n`` swap with them.
 """
+from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from cython cimport floating
 from libc.string cimport memset
-from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 
 import numpy as np
+
+# The Fortran BLAS signatures of scipy.linalg.cython_blas.
+ctypedef void (*sgemm_t)(char*, char*, int*, int*, int*, float*, float*, int*,
+                         float*, int*, float*, float*, int*) noexcept nogil
+ctypedef void (*dgemm_t)(char*, char*, int*, int*, int*, double*, double*, int*,
+                         double*, int*, double*, double*, int*) noexcept nogil
+ctypedef void (*sgemv_t)(char*, int*, int*, float*, float*, int*, float*, int*,
+                         float*, float*, int*) noexcept nogil
+ctypedef void (*dgemv_t)(char*, int*, int*, double*, double*, int*, double*, int*,
+                         double*, double*, int*) noexcept nogil
+
+cdef sgemm_t sgemm = NULL
+cdef dgemm_t dgemm = NULL
+cdef sgemv_t sgemv = NULL
+cdef dgemv_t dgemv = NULL
+
+
+def _cython_blas():
+    """The module scipy.linalg.cython_blas, loaded from its file when the
+    scipy.linalg package is not imported yet (and registered under its name,
+    so that a later import of scipy.linalg finds it)."""
+    import importlib.machinery
+    import importlib.util
+    import os
+    import sys
+
+    name = "scipy.linalg.cython_blas"
+    if name in sys.modules or "scipy.linalg" in sys.modules:
+        return importlib.import_module(name)
+    try:
+        scipy_spec = importlib.util.find_spec("scipy")
+        folder = os.path.join(os.path.dirname(scipy_spec.origin), "linalg")
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = os.path.join(folder, "cython_blas" + suffix)
+            if os.path.exists(path):
+                spec = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                sys.modules[name] = module
+                return module
+    except Exception:  # noqa: BLE001 - any layout we do not know: the usual way
+        pass
+    return importlib.import_module(name)
+
+
+cdef void* _function(dict capi, str name) except NULL:
+    capsule = capi[name]
+    return PyCapsule_GetPointer(capsule, PyCapsule_GetName(capsule))
+
+
+def _load():
+    global sgemm, dgemm, sgemv, dgemv
+    capi = _cython_blas().__pyx_capi__
+    sgemm = <sgemm_t> _function(capi, "sgemm")
+    dgemm = <dgemm_t> _function(capi, "dgemm")
+    sgemv = <sgemv_t> _function(capi, "sgemv")
+    dgemv = <dgemv_t> _function(capi, "dgemv")
+
+
+_load()
 
 
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
