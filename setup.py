@@ -51,6 +51,12 @@ else:
         # gcc defaults to 256-bit vectors even where AVX-512 is present
         compile_args += ["-march=native", "-mprefer-vector-width=512"]
 
+# What the build targets, compiled into the kernels (fastnn._kernels.BUILD),
+# for `fastnn info` and the benchmarks' headers.
+BUILD = ("debug, " if DEBUG else "") + (
+    "native (-march=native)" if "-march=native" in compile_args
+    else "portable (the platform's baseline instruction set)")
+
 KERNELS = os.path.join("src", "fastnn", "_kernels")
 
 # Development only: FASTNN_KERNELS=dense,losses builds just those modules.
@@ -61,7 +67,8 @@ extensions = [
         "fastnn._kernels." + os.path.splitext(os.path.basename(path))[0],
         [path],
         include_dirs=[KERNELS, np.get_include()],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+                       ("FASTNN_BUILD", '"%s"' % BUILD)],
         depends=glob(os.path.join(KERNELS, "*.h")),
         extra_compile_args=compile_args,
     )

@@ -185,6 +185,14 @@ def test_info_lists_kernels():
                 and "the kernels" in ln)
     assert "threads" in line
     assert scipy.__file__ and os.path.exists(line.rsplit("; ", 1)[1])
+    # Which build the kernels are: CI's release wheel must be the portable
+    # one (it sets FASTNN_EXPECT_BUILD), a source build the native one.
+    from fastnn._kernels import BUILD
+
+    assert f"kernels built for: {BUILD}" in proc.stdout
+    expect = os.environ.get("FASTNN_EXPECT_BUILD")
+    assert BUILD.removeprefix("debug, ").startswith(
+        expect or ("native", "portable"))
 
 
 def test_diagnose_runs_small():

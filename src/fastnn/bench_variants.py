@@ -417,7 +417,10 @@ def build_description():
         git = commit.stdout.strip() if commit.returncode == 0 else ""
     except (OSError, subprocess.SubprocessError):
         git = ""
-    return f"fastnn {fastnn.__version__} from {where}" + (
+    import fastnn._kernels
+
+    build = getattr(fastnn._kernels, "BUILD", "unknown")  # older checkouts
+    return f"fastnn {fastnn.__version__} from {where}, {build} build" + (
         f" (git {git[:72]})" if git else "")
 
 

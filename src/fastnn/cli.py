@@ -465,7 +465,10 @@ def cmd_info(args):
     from fastnn._kernels import KERNEL_MODULES
     from fastnn.ops import blas_report
 
+    from fastnn._kernels import BUILD
+
     print(f"fastnn {fastnn.__version__} (numpy {np.__version__})")
+    print(f"kernels built for: {BUILD}")
     for line in blas_report():
         print(line)
     import importlib

@@ -5,7 +5,7 @@ Each module here has a pure-NumPy twin of the same name in
 """
 
 try:
-    from fastnn._kernels import _blas  # noqa: F401
+    from fastnn._kernels import _blas
 except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
     raise ImportError(
         "fastnn's compiled kernels are not built, so fastnn cannot be imported "
@@ -14,6 +14,10 @@ except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
         "running from the source tree, build in place first: "
         "`python setup.py build_ext --inplace`."
     ) from exc
+
+#: What the kernels were built for (setup.py's FASTNN_ARCH): "native
+#: (-march=native)" or "portable (...)".
+BUILD = _blas.BUILD
 
 KERNEL_MODULES = (
     "dense",

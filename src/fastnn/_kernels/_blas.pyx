@@ -18,6 +18,18 @@ from libc.string cimport memset
 
 import numpy as np
 
+cdef extern from *:
+    """
+    #ifndef FASTNN_BUILD
+    #define FASTNN_BUILD "unknown"
+    #endif
+    """
+    const char* FASTNN_BUILD
+
+#: What the kernels were built for: "native (-march=native)" or "portable
+#: (...)", set by setup.py (FASTNN_ARCH).
+BUILD = FASTNN_BUILD.decode()
+
 # The Fortran BLAS signatures of scipy.linalg.cython_blas.
 ctypedef void (*sgemm_t)(char*, char*, int*, int*, int*, float*, float*, int*,
                          float*, int*, float*, float*, int*) noexcept nogil
