@@ -8,6 +8,7 @@ platform rather than this one.
 
 import os
 import platform
+import re
 import sys
 from glob import glob
 
@@ -62,19 +63,78 @@ KERNELS = os.path.join("src", "fastnn", "_kernels")
 # Development only: FASTNN_KERNELS=dense,losses builds just those modules.
 only = {m for m in os.environ.get("FASTNN_KERNELS", "").split(",") if m}
 
-extensions = [
-    Extension(
-        "fastnn._kernels." + os.path.splitext(os.path.basename(path))[0],
-        [path],
+def _extension(name, path, extra=()):
+    return Extension(
+        name, [path],
         include_dirs=[KERNELS, np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
                        ("FASTNN_BUILD", '"%s"' % BUILD)],
         depends=glob(os.path.join(KERNELS, "*.h")),
-        extra_compile_args=compile_args,
+        extra_compile_args=compile_args + list(extra),
     )
+
+
+extensions = [
+    _extension("fastnn._kernels." + os.path.splitext(os.path.basename(path))[0],
+               path)
     for path in sorted(glob(os.path.join(KERNELS, "*.pyx")))
     if not only or os.path.basename(path)[:-4] in only | {"_blas", "_checks"}
 ]
+
+# Instruction-set levels of a portable build on x86-64: the kernel modules are
+# built again for x86-64-v3 (AVX2, FMA) and x86-64-v4 (AVX-512), as the
+# packages fastnn._kernels._v3 and ._v4, and fastnn._kernels picks the best
+# one the CPU supports when it is imported (fastnn._kernels.LEVEL). Each level
+# is a copy of the sources whose cimports name its own package; _blas and
+# _checks (no element loops) are shared. FMA contraction stays off at every
+# level, so all compute the same bits.
+LEVEL_FLAGS = {"v3": ["-march=x86-64-v3"],
+               "v4": ["-march=x86-64-v4", "-mprefer-vector-width=512"]}
+LEVELED = ("activations", "batchnorm", "dense", "dropout", "gather", "losses",
+           "optim", "plan", "random", "stack")
+LEVEL_SOURCES = os.path.join("build", "levels")
+
+
+def _write_if_changed(path, text):
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as fh:
+            if fh.read() == text:
+                return
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def _level_sources(level):
+    """The level's copy of the leveled .pyx and .pxd files, its cimports and
+    imports of leveled modules renamed; returns the .pyx paths."""
+    folder = os.path.join(LEVEL_SOURCES, "fastnn", "_kernels", "_" + level)
+    os.makedirs(folder, exist_ok=True)
+    for package in (os.path.join(LEVEL_SOURCES, "fastnn"),
+                    os.path.join(LEVEL_SOURCES, "fastnn", "_kernels"), folder):
+        _write_if_changed(os.path.join(package, "__init__.pxd"), "")
+    rename = re.compile(r"\bfastnn\._kernels\.(%s)\b" % "|".join(LEVELED))
+    sources = []
+    for path in sorted(glob(os.path.join(KERNELS, "*.pyx"))
+                       + glob(os.path.join(KERNELS, "*.pxd"))):
+        stem, ext = os.path.splitext(os.path.basename(path))
+        if stem not in LEVELED:
+            continue
+        with open(path, encoding="utf-8") as fh:
+            text = rename.sub(r"fastnn._kernels._%s.\1" % level, fh.read())
+        target = os.path.join(folder, stem + ext)
+        _write_if_changed(target, text)
+        if ext == ".pyx":
+            sources.append(target)
+    return sources
+
+
+if (ARCH == "portable" and not only and sys.platform != "win32"
+        and platform.machine().lower() in ("x86_64", "amd64")):
+    for level, flags in LEVEL_FLAGS.items():
+        extensions += [
+            _extension(f"fastnn._kernels._{level}." + os.path.basename(path)[:-4],
+                       path, flags)
+            for path in _level_sources(level)]
 
 # Build jobs: FASTNN_BUILD_JOBS, else one per core. Cythonizing in a process
 # pool re-imports this file on Windows, so there it stays serial.
@@ -98,6 +158,7 @@ setup(
         compiler_directives=directives,
         # Separate C files per mode, so switching FASTNN_CYTHON_DEBUG rebuilds.
         build_dir=os.path.join("build", "cython-debug" if DEBUG else "cython"),
+        include_path=["src", LEVEL_SOURCES],
         nthreads=0 if sys.platform == "win32" or JOBS == 1 else JOBS,
     ),
 )

@@ -66,6 +66,8 @@ def main(argv=None):
                         help="only cases whose id contains this string")
     parser.add_argument("--no-check", action="store_true",
                         help="skip the check that both backends compute the same")
+    parser.add_argument("--json", default=None,
+                        help="also write {case: {variant: seconds}} to this file")
     args = parser.parse_args(argv)
     repeats = args.repeats or (5 if args.quick else 15)
     min_time = args.min_time or (0.005 if args.quick else 0.02)
@@ -104,6 +106,14 @@ def main(argv=None):
                 times[case.id, variant] = {"min": seconds}
             print(f"  {case.id}", file=sys.stderr, flush=True)
         print("\n".join(ratio_table(times)))
+    if args.json:
+        import json
+
+        table = {}
+        for (case_id, variant), t in times.items():
+            table.setdefault(case_id, {})[variant] = t["min"]
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(table, fh, indent=1)
     return 0
 
 

@@ -30,6 +30,38 @@ cdef extern from *:
 #: (...)", set by setup.py (FASTNN_ARCH).
 BUILD = FASTNN_BUILD.decode()
 
+cdef extern from *:
+    """
+    /* The x86-64 level of this CPU (and its OS): 4 for x86-64-v4 (AVX-512),
+     * 3 for x86-64-v3 (AVX2, FMA), else 1. */
+    static int fnn_cpu_level(void) {
+    #if (defined(__x86_64__) || defined(__amd64__)) && defined(__GNUC__)
+        __builtin_cpu_init();
+    # if !defined(__clang__) && __GNUC__ >= 12
+        if (__builtin_cpu_supports("x86-64-v4")) return 4;
+        if (__builtin_cpu_supports("x86-64-v3")) return 3;
+    # else
+        int v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+                 && __builtin_cpu_supports("bmi2");
+        if (v3 && __builtin_cpu_supports("avx512f")
+                && __builtin_cpu_supports("avx512bw")
+                && __builtin_cpu_supports("avx512vl")
+                && __builtin_cpu_supports("avx512dq")
+                && __builtin_cpu_supports("avx512cd")) return 4;
+        if (v3) return 3;
+    # endif
+    #endif
+        return 1;
+    }
+    """
+    int fnn_cpu_level()
+
+
+def cpu_level():
+    """The instruction-set level this CPU supports: "v4" (x86-64-v4,
+    AVX-512), "v3" (x86-64-v3, AVX2 and FMA) or "baseline"."""
+    return {4: "v4", 3: "v3"}.get(fnn_cpu_level(), "baseline")
+
 # The Fortran BLAS signatures of scipy.linalg.cython_blas.
 ctypedef void (*sgemm_t)(char*, char*, int*, int*, int*, float*, float*, int*,
                          float*, int*, float*, float*, int*) noexcept nogil
