@@ -89,7 +89,8 @@ def main(argv=None):
         print("# fastnn kernels: Cython vs NumPy twin (float32)\n")
         import fastnn._kernels
 
-        print(f"- kernels built for: {getattr(fastnn._kernels, 'BUILD', 'unknown')}")
+        print(f"- kernels built for: {getattr(fastnn._kernels, 'BUILD', 'unknown')}; "
+              f"level {getattr(fastnn._kernels, 'LEVEL', 'baseline')}")
         print(f"- BLAS threads: {args.threads} for both backends; {blas_description()}")
         print(f"- {machine_description()}")
         print(f"- best of {repeats} repeats of >= {min_time * 1e3:g} ms each, "

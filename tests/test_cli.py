@@ -187,9 +187,10 @@ def test_info_lists_kernels():
     assert scipy.__file__ and os.path.exists(line.rsplit("; ", 1)[1])
     # Which build the kernels are: CI's release wheel must be the portable
     # one (it sets FASTNN_EXPECT_BUILD), a source build the native one.
-    from fastnn._kernels import BUILD
+    from fastnn._kernels import BUILD, LEVEL
 
     assert f"kernels built for: {BUILD}" in proc.stdout
+    assert f"instruction-set level in use: {LEVEL} " in proc.stdout
     expect = os.environ.get("FASTNN_EXPECT_BUILD")
     assert BUILD.removeprefix("debug, ").startswith(
         expect or ("native", "portable"))

@@ -378,10 +378,10 @@ def main(argv=None):
         raise ValueError("epochs: the median needs at least 3 epochs")
     if args.rounds < 1:
         raise ValueError(f"rounds: must be >= 1, got {args.rounds}")
-    from fastnn._kernels import BUILD
+    from fastnn._kernels import BUILD, LEVEL
     from fastnn.ops import blas_report
 
-    print(f"fastnn kernels built for: {BUILD}")
+    print(f"fastnn kernels built for: {BUILD}; level in use: {LEVEL}")
     for line in blas_report():
         print(line)
     print(f"cpus: {os.cpu_count()}; {epochs} timed epochs after 1 warm-up, "

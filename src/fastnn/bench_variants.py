@@ -420,6 +420,7 @@ def build_description():
     import fastnn._kernels
 
     build = getattr(fastnn._kernels, "BUILD", "unknown")  # older checkouts
+    build += f", level {getattr(fastnn._kernels, 'LEVEL', 'baseline')}"
     return f"fastnn {fastnn.__version__} from {where}, {build} build" + (
         f" (git {git[:72]})" if git else "")
 

@@ -465,10 +465,12 @@ def cmd_info(args):
     from fastnn._kernels import KERNEL_MODULES
     from fastnn.ops import blas_report
 
-    from fastnn._kernels import BUILD
+    from fastnn._kernels import BUILD, BUILT_LEVELS, LEVEL, _blas
 
     print(f"fastnn {fastnn.__version__} (numpy {np.__version__})")
     print(f"kernels built for: {BUILD}")
+    print(f"instruction-set level in use: {LEVEL} (built: {', '.join(BUILT_LEVELS)}; "
+          f"this CPU: {_blas.cpu_level()}; FASTNN_CPU_LEVEL forces a lower one)")
     for line in blas_report():
         print(line)
     import importlib

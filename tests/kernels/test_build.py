@@ -27,7 +27,8 @@ def test_kernel_modules_are_compiled_and_installed(name):
     from fastnn._kernels import LEVEL
 
     # the build of the level in use: a portable build's v3 or v4 sits in _v3, _v4
-    assert path.parent == (package if LEVEL == "baseline" or name == "_blas"
+    assert path.parent == (package if LEVEL in ("baseline", "native")
+                           or name == "_blas"
                            else package / f"_{LEVEL}")
     assert SOURCE_TREE not in path.parents, (
         f"{path} is imported from the source tree; install the package "

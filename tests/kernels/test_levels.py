@@ -67,14 +67,14 @@ def _run(level):
 def _usable():
     cpu = kernels._blas.cpu_level()
     return [lv for lv in kernels.BUILT_LEVELS
-            if kernels.LEVELS.index(lv) <= kernels.LEVELS.index(cpu)]
+            if lv == "native" or kernels.LEVELS.index(lv) <= kernels.LEVELS.index(cpu)]
 
 
 def test_every_level_computes_the_same_bits():
     results = {level: _run(level) for level in _usable()}
     for level, (chosen, module, _) in results.items():
         assert chosen == level
-        assert module == ("fastnn._kernels.plan" if level == "baseline"
+        assert module == ("fastnn._kernels.plan" if level in ("baseline", "native")
                           else f"fastnn._kernels._{level}.plan")
     assert len({digest for _, _, digest in results.values()}) == 1, results
 

@@ -10,7 +10,8 @@ build of the best level the CPU supports (:data:`LEVEL`), as NumPy chooses
 its SIMD code at import. The environment variable ``FASTNN_CPU_LEVEL``
 (``baseline``, ``v3`` or ``v4``) forces a lower level, for tests and bug
 reports. All levels compute the same bits (no FMA contraction at any level).
-A native build (``pip install .``) has one level, its own machine's.
+A native build (``pip install .``) has one level, ``"native"``: its own
+machine's.
 """
 
 import importlib
@@ -52,7 +53,10 @@ LEVELS = ("baseline", "v3", "v4")
 
 
 def _built_levels():
-    """The levels this installation holds (a portable build: all three)."""
+    """The levels this installation holds (a portable build: all three; a
+    native build: "native")."""
+    if not BUILD.removeprefix("debug, ").startswith("portable"):
+        return ("native",)
     return ("baseline",) + tuple(
         level for level in LEVELS[1:]
         if importlib.util.find_spec(f"fastnn._kernels._{level}.plan") is not None)
@@ -62,10 +66,11 @@ def _choose_level():
     """The best built level the CPU supports, or the lower one that
     ``FASTNN_CPU_LEVEL`` asks for."""
     cpu = _blas.cpu_level()
-    usable = [lv for lv in BUILT_LEVELS if LEVELS.index(lv) <= LEVELS.index(cpu)]
+    usable = [lv for lv in BUILT_LEVELS
+              if lv == "native" or LEVELS.index(lv) <= LEVELS.index(cpu)]
     forced = os.environ.get("FASTNN_CPU_LEVEL", "").strip()
     if forced:
-        if forced not in LEVELS:
+        if forced not in LEVELS + ("native",):
             warnings.warn(f"FASTNN_CPU_LEVEL: unknown level {forced!r} (valid: "
                           f"{', '.join(LEVELS)}); using {usable[-1]}",
                           RuntimeWarning, stacklevel=3)
@@ -82,7 +87,7 @@ def _choose_level():
 BUILT_LEVELS = _built_levels()
 LEVEL = _choose_level()
 
-if LEVEL != "baseline":
+if LEVEL not in ("baseline", "native"):
     for _name in KERNEL_MODULES:
         _module = importlib.import_module(f"fastnn._kernels._{LEVEL}.{_name}")
         sys.modules[f"{__name__}.{_name}"] = _module
