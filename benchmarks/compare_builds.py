@@ -74,6 +74,20 @@ def _train(folder, config, epochs, threads):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _cpu():
+    """The CPU's model name, from /proc/cpuinfo where there is one."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} CPUs"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--native", required=True,
@@ -100,10 +114,7 @@ def main(argv=None):
                 info[b] = f"{res['build']}; level {res['level']}"
                 train[b][name] = min(res["seconds"], train[b].get(name, 1e9))
             print(f"round {r + 1}: {b} done", file=sys.stderr, flush=True)
-    from kernel_cases import machine_description
-
-    print(f"{machine_description()}; {args.threads} thread(s); best of {rounds} "
-          f"round(s)")
+    print(f"{_cpu()}; {args.threads} thread(s); best of {rounds} round(s)")
     for b in builds:
         print(f"- {b}: {builds[b]} ({info[b]})")
     print("\n| kernel (cython) | native us | portable us | portable / native |")
