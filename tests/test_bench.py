@@ -114,7 +114,33 @@ def test_variants_worker_refuses_unknown_implementation():
 
 def test_threads_without_variants_is_refused(capsys):
     assert cli_main(["bench", "--threads", "1"]) != 0
-    assert "threads: only with --variants" in capsys.readouterr().err
+    assert "threads: only with --variants or --inference" in capsys.readouterr().err
+    assert cli_main(["bench", "--variants", "--inference"]) != 0
+    assert "not both" in capsys.readouterr().err
+    assert cli_main(["bench", "--inference", "--epochs", "3"]) != 0
+    assert "epochs: not with --inference" in capsys.readouterr().err
+
+
+def test_inference_table_has_every_config_and_runtime(capsys):
+    from fastnn.bench_inference import CONFIGS
+
+    assert cli_main(["bench", "--inference", "--quick", "--rows", "64",
+                     "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    table = [line.split(" | ") for line in out.splitlines() if line.startswith("| ")]
+    header = [c.strip("| ") for c in table[0]]
+    runtimes = ["fastnn predict"] + [
+        name for name, module in (("onnxruntime", "onnxruntime"),
+                                  ("torch inference_mode", "torch"))
+        if importlib.util.find_spec(module)] + ["NumPy textbook"]
+    assert [h for h in header[2:] if not h.startswith("fastnn / ")] == [
+        next(h for h in header if h.startswith(r)) for r in runtimes]
+    assert len(table) == 1 + len(CONFIGS)
+    for row, (sizes, n) in zip(table[1:], CONFIGS):
+        assert row[0] == "| " + "-".join(map(str, sizes)) and int(row[1]) == min(n, 64)
+        for cell in row[2:2 + len(runtimes)]:
+            value, unit = cell.strip("*| ").split()
+            assert float(value) > 0 and unit in ("us", "ms")
 
 
 def test_cpu_name_agrees_with_lscpu():

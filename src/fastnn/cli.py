@@ -124,10 +124,15 @@ def _build_parser():
     b.add_argument("--variants", action="store_true",
                    help="the variants table instead: each optimizer, penalty, "
                         "layer and loss against plain Dense+Adam")
+    b.add_argument("--inference", action="store_true",
+                   help="the inference table instead: predict beside "
+                        "onnxruntime, torch and NumPy")
     b.add_argument("--threads", type=int, default=None,
-                   help="with --variants: BLAS and PyTorch threads")
+                   help="with --variants: BLAS and PyTorch threads; with "
+                        "--inference: onnxruntime's and torch's")
     b.add_argument("--rows", type=int, default=None,
-                   help="with --variants: at most N training rows per config")
+                   help="with --variants or --inference: at most N rows per "
+                        "config")
     return parser
 
 
@@ -487,9 +492,23 @@ def cmd_bench(args):
     from fastnn.bench import main as bench_main
     from fastnn.bench_variants import main as variants_main
 
+    if args.variants and args.inference:
+        raise ValueError("inference: give --variants or --inference, not both")
     for name in ("threads", "rows"):
-        if getattr(args, name) is not None and not args.variants:
-            raise ValueError(f"{name}: only with --variants")
+        if getattr(args, name) is not None and not (args.variants
+                                                    or args.inference):
+            raise ValueError(f"{name}: only with --variants or --inference")
+    if args.inference:
+        for name in ("configs", "epochs", "json", "rounds"):
+            if getattr(args, name) is not None:
+                raise ValueError(f"{name}: not with --inference")
+        from fastnn.bench_inference import main as inference_main
+
+        argv = ["--quick"] if args.quick else []
+        for name in ("threads", "rows"):
+            if getattr(args, name) is not None:
+                argv += [f"--{name}", str(getattr(args, name))]
+        return inference_main(argv)
     argv = []
     if args.quick:
         argv.append("--quick")
