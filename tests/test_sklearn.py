@@ -169,8 +169,9 @@ def _expected_float32_failures(estimator):
     if estimator.dtype != "float32":
         return {}
     if isinstance(estimator, MLPClassifier):
-        return {"check_sample_weight_equivalence_on_dense_data":
-                "float32 rounding: weighted and repeated fits agree to 1.2e-7"}
+        reason = "float32 rounding: weighted and repeated fits agree to 1.2e-7"
+        return {"check_sample_weight_equivalence_on_dense_data": reason,
+                "check_sample_weight_equivalence_on_sparse_data": reason}
     return {"check_methods_subset_invariance":
             "float32 rounding: a GEMM over a subset of rows rounds differently"}
 
@@ -182,6 +183,22 @@ def _expected_float32_failures(estimator):
     expected_failed_checks=_expected_float32_failures)
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
+
+
+def test_sparse_input_trains_the_dense_model():
+    from scipy import sparse
+
+    X, y = _digits()
+    params = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0,
+                  dtype="float64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = MLPClassifier(**params).fit(sparse.csr_matrix(X), y)
+        b = MLPClassifier(**params).fit(X, y)
+    for x, z in zip(a.coefs_, b.coefs_):
+        np.testing.assert_array_equal(x, z)
+    np.testing.assert_array_equal(a.predict_proba(sparse.csc_matrix(X)),
+                                  b.predict_proba(X))
 
 
 def test_pickle_clone_and_params():

@@ -78,6 +78,14 @@ def _check_param(name, value, ok, what):
     return value
 
 
+def _dense(X, dtype):
+    """X as a C-contiguous array of ``dtype``; a sparse matrix is made dense
+    (fastnn's kernels work on dense rows, as its GEMMs do)."""
+    if hasattr(X, "toarray"):
+        X = X.toarray()
+    return np.ascontiguousarray(X, dtype=np.dtype(dtype))
+
+
 def _real(x):
     return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
 
@@ -468,11 +476,17 @@ class _BaseMLP(BaseEstimator):
         self.loss_ = loss_sum / self._loss_divisor / n + penalty / n
 
     # -- prediction -------------------------------------------------------------------
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # accepted, and made dense
+        return tags
+
     def _forward(self, X):
         """The network's raw outputs, in X's float dtype (as scikit-learn's)."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
-        out = self._model.predict(np.ascontiguousarray(X, dtype=np.dtype(self.dtype)))
+        X = validate_data(self, X, reset=False, accept_sparse=["csr", "csc"],
+                          dtype=(np.float64, np.float32))
+        out = self._model.predict(_dense(X, self.dtype))
         return out.astype(X.dtype, copy=False)
 
 
@@ -517,8 +531,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, multi_output=True,
+                             accept_sparse=["csr", "csc"],
                              dtype=(np.float64, np.float32), reset=reset)
-        X = np.ascontiguousarray(X, dtype=np.dtype(self.dtype))
+        X = _dense(X, self.dtype)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
@@ -659,8 +674,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
+                             accept_sparse=["csr", "csc"],
                              dtype=(np.float64, np.float32), reset=reset)
-        X = np.ascontiguousarray(X, dtype=np.dtype(self.dtype))
+        X = _dense(X, self.dtype)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, y
