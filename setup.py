@@ -52,6 +52,11 @@ else:
         # gcc defaults to 256-bit vectors even where AVX-512 is present
         compile_args += ["-march=native", "-mprefer-vector-width=512"]
 
+# The stack's inference threads (pool.h) are POSIX threads.
+link_args = [] if sys.platform == "win32" else ["-pthread"]
+if link_args:
+    compile_args.append("-pthread")
+
 # What the build targets, compiled into the kernels (fastnn._kernels.BUILD),
 # for `fastnn info` and the benchmarks' headers.
 BUILD = ("debug, " if DEBUG else "") + (
@@ -71,6 +76,7 @@ def _extension(name, path, extra=()):
                        ("FASTNN_BUILD", '"%s"' % BUILD)],
         depends=glob(os.path.join(KERNELS, "*.h")),
         extra_compile_args=compile_args + list(extra),
+        extra_link_args=link_args,
     )
 
 

@@ -14,7 +14,7 @@ from fastnn.io import load  # noqa: E402
 from fastnn.layers import (  # noqa: E402
     Activation, BatchNorm, Dense, Dropout, GaussianNoise, Maxout, PReLU,
 )
-from fastnn.model import Sequential  # noqa: E402
+from fastnn.model import Sequential, get_num_threads, set_num_threads  # noqa: E402
 from fastnn.training import TrainingDivergedError  # noqa: E402
 from fastnn.ops import get_ops  # noqa: E402
 from fastnn.optimizers import (  # noqa: E402
@@ -38,6 +38,7 @@ def __getattr__(name):
 
 __all__ = [
     "__version__", "get_ops", "load", "from_onnx", "from_torch", "Sequential",
+    "set_num_threads", "get_num_threads",
     "TrainingDivergedError",
     "Dense", "Activation", "Dropout", "GaussianNoise", "BatchNorm", "PReLU", "Maxout",
     "SGD", "AdaGrad", "RMSProp", "AdaDelta", "Adam", "AdamW", "NAdam",

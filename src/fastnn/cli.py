@@ -478,6 +478,8 @@ def cmd_info(args):
           f"this CPU: {_blas.cpu_level()}; FASTNN_CPU_LEVEL forces a lower one)")
     for line in blas_report():
         print(line)
+    print(f"batch predict threads: {fastnn.get_num_threads()} (FASTNN_NUM_THREADS, "
+          "fastnn.set_num_threads)")
     import importlib
 
     print("compiled kernels:")

@@ -18,6 +18,29 @@ from fastnn.ops import BACKENDS, get_ops
 #: Rows per chunk in predict/evaluate when no batch_size is given.
 INFERENCE_BATCH = 4096
 
+#: The most threads ``set_num_threads`` takes.
+MAX_THREADS = 256
+
+
+def set_num_threads(n):
+    """Use ``n`` threads (the calling one included) for batch ``predict`` of
+    an all-Dense model, from the next call on.
+
+    The default is ``FASTNN_NUM_THREADS`` if set, else the CPUs this process
+    may run on. The results are the same bits for every ``n``. Training's
+    threads are the BLAS's own (``threadpoolctl`` sets them).
+    """
+    from fastnn._kernels import stack
+
+    stack.set_threads(check_int("n", n, 1, MAX_THREADS))
+
+
+def get_num_threads():
+    """The threads batch ``predict`` uses (see :func:`set_num_threads`)."""
+    from fastnn._kernels import stack
+
+    return stack.get_threads()
+
 
 def _check_fits_in_memory(n_params, dtype):
     """Refuse parameters and gradients larger than the machine's memory,

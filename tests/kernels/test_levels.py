@@ -20,7 +20,7 @@ from fastnn.activations import NAMES
 from fastnn.ops import get_ops
 
 ops = get_ops("cython")
-digest = hashlib.sha256()
+digest, packed = hashlib.sha256(), hashlib.sha256()
 acts = sorted({fastnn.activations.get_activation(n).name for n in NAMES})
 for dtype in (np.float32, np.float64):
     rng = np.random.default_rng(0)
@@ -53,7 +53,11 @@ for dtype in (np.float32, np.float64):
     stack = fastnn.Sequential([fastnn.Dense(16, "tanh"), fastnn.Dense(3)],
                               input_dim=29, dtype=dtype, seed=2)
     digest.update(stack.predict(X).tobytes())
-print(json.dumps([k.LEVEL, k.plan.__name__, digest.hexdigest()]))
+    # a batch: the packed engine where the level has it, else the BLAS one
+    batch = np.random.default_rng(5).standard_normal((700, 29)).astype(dtype)
+    packed.update(stack.predict(batch).tobytes())
+print(json.dumps([k.LEVEL, k.plan.__name__, digest.hexdigest(),
+                  k.stack.PACKED, packed.hexdigest()]))
 """
 
 
@@ -72,11 +76,17 @@ def _usable():
 
 def test_every_level_computes_the_same_bits():
     results = {level: _run(level) for level in _usable()}
-    for level, (chosen, module, _) in results.items():
+    for level, (chosen, module, _, packed, _) in results.items():
         assert chosen == level
         assert module == ("fastnn._kernels.plan" if level in ("baseline", "native")
                           else f"fastnn._kernels._{level}.plan")
-    assert len({digest for _, _, digest in results.values()}) == 1, results
+        # the packed inference kernel needs FMA: x86-64-v3 and up
+        assert packed == (level in ("v3", "v4") or (
+            level == "native" and kernels._blas.cpu_level() in ("v3", "v4")))
+    assert len({digest for _, _, digest, _, _ in results.values()}) == 1, results
+    # batch predict: the same bits on every level with the packed kernel
+    assert len({batch for _, _, _, packed, batch in results.values()
+                if packed}) <= 1, results
 
 
 def test_the_best_level_is_chosen_and_a_portable_build_has_all():

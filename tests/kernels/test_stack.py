@@ -1,6 +1,10 @@
 """DenseStack, the one-call inference pass behind ``Sequential.predict``: Cython
 vs twin, vs the layers' kernels one at a time, and the predict fast path."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -86,3 +90,111 @@ def test_predict_fast_path_equals_generic_path_and_validates():
     assert not np.allclose(model.predict(X), fast)
     model.set_weights(weights)
     np.testing.assert_array_equal(model.predict(X), fast)
+
+
+# -- the packed engine (batches of PACKED_MIN_ROWS rows and more) -------------
+
+#: Widths that put every panel case through the packed kernel: outputs that
+#: fill one vector or two, part of one, several panels with a ragged last
+#: one, and a single unit; inputs from 1 to 300.
+PACKED_WIDTHS = [(64, 32, 10), (1, 1, 1), (300, 17, 40, 3), (7, 100, 8, 33)]
+ALL_ACTS = ["relu", "identity", "tanh", "sigmoid", "leaky_relu", "elu", "selu",
+            "silu", "gelu", "gelu_tanh", "softplus"]
+
+
+def _packed_case(widths, dtype, seed):
+    rng = np.random.default_rng(seed)
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(widths, widths[1:])):
+        act = ALL_ACTS[(seed + i) % len(ALL_ACTS)]
+        W = (rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)).astype(dtype)
+        b = rng.standard_normal(n_out).astype(dtype)
+        layers.append((W, b, act, 0.1 if act in ("leaky_relu", "elu") else 0.0))
+    return layers
+
+
+@pytest.mark.parametrize("n", [31, 32, 33, 47, 1237], ids=lambda n: f"{n}rows")
+@pytest.mark.parametrize("widths", PACKED_WIDTHS, ids=lambda w: "-".join(map(str, w)))
+def test_packed_engine_matches_twin(widths, n, dtype):
+    from fastnn._kernels import stack as cy
+    from fastnn.reference import stack as ref
+
+    X = np.random.default_rng(n).standard_normal((n, widths[0])).astype(dtype)
+    for seed in range(0, len(ALL_ACTS), 2):  # every activation at every depth
+        layers = _packed_case(widths, dtype, seed)
+        out_cy = np.full((n, widths[-1]), np.nan, dtype)
+        out_np = np.full((n, widths[-1]), np.nan, dtype)
+        assert cy.DenseStack(layers).forward(X, out_cy)
+        assert ref.DenseStack(layers).forward(X, out_np)
+        np.testing.assert_allclose(out_cy, out_np, **tolerance(dtype, scale=10.0))
+
+
+@pytest.fixture
+def threads():
+    """Restores fastnn's thread count after the test."""
+    before = fastnn.get_num_threads()
+    yield
+    fastnn.set_num_threads(before)
+
+
+def test_batch_predict_is_the_same_bits_for_any_thread_count(threads, dtype):
+    model = fastnn.Sequential([fastnn.Dense(48, "relu"), fastnn.Dense(20, "tanh"),
+                               fastnn.Dense(7)], input_dim=30, seed=0, dtype=dtype)
+    X = np.random.default_rng(0).standard_normal((3001, 30)).astype(dtype)
+    results = []
+    for n in (1, 2, 3, 5):
+        fastnn.set_num_threads(n)
+        assert fastnn.get_num_threads() == n
+        results.append(model.predict(X))
+    for other in results[1:]:
+        np.testing.assert_array_equal(results[0], other)
+
+
+@pytest.mark.parametrize("row", [0, 1500, 4999])
+def test_batch_predict_finds_a_non_finite_value_in_any_block(threads, row):
+    model = fastnn.Sequential([fastnn.Dense(16, "relu"), fastnn.Dense(3)],
+                              input_dim=9, seed=0)
+    X = np.ones((5000, 9), np.float32)
+    X[row, 4] = np.nan
+    fastnn.set_num_threads(2)
+    with pytest.raises(ValueError, match="X: contains NaN or infinity"):
+        model.predict(X)
+
+
+def test_set_num_threads_validates(threads):
+    for bad in (1.5, True, "2", None):
+        with pytest.raises(TypeError, match="n: must be an integer"):
+            fastnn.set_num_threads(bad)
+    for bad in (0, -1, 257):
+        with pytest.raises(ValueError, match="n: must be"):
+            fastnn.set_num_threads(bad)
+    fastnn.set_num_threads(3)
+    assert fastnn.get_num_threads() == 3
+
+
+FORK_CHILD = """
+import os, sys, numpy as np, fastnn
+fastnn.set_num_threads(2)
+model = fastnn.Sequential([fastnn.Dense(32, "relu"), fastnn.Dense(4)], input_dim=8,
+                          seed=0)
+X = np.random.default_rng(0).standard_normal((4000, 8)).astype(np.float32)
+before = model.predict(X)  # the pool's threads are running now
+pid = os.fork()
+if pid == 0:  # the child has no pool threads: its first batch starts its own
+    ok = all(np.array_equal(model.predict(X), before) for _ in range(3))
+    os._exit(0 if ok else 1)
+_, status = os.waitpid(pid, 0)
+assert os.WEXITSTATUS(status) == 0, status
+assert np.array_equal(model.predict(X), before)
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_batch_predict_works_in_a_forked_child():
+    from _child import child_env
+
+    out = subprocess.run([sys.executable, "-c", FORK_CHILD], capture_output=True,
+                         text=True, env=child_env(), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

@@ -1,8 +1,18 @@
 """The inference forward pass of a stack of Dense layers, in one nogil call.
 
-``model.predict`` on an all-Dense model runs here: every layer's GEMM with its
-bias and activation fused, block by block of rows, with the input's
-finiteness checked per block; the twin is :mod:`fastnn.reference.stack`.
+``model.predict`` on an all-Dense model runs here, block by block of rows,
+with the input's finiteness checked per block; the twin is
+:mod:`fastnn.reference.stack`. Two engines:
+
+- batches of at least ``PACKED_MIN_ROWS`` rows, where the build has the
+  packed kernel (``PACKED``; x86-64 with FMA): the weights are packed once per
+  call and the blocks are spread over fastnn's inference threads
+  (``packed.h``, ``pool.h``), each block going through every layer while it
+  is in cache;
+- otherwise every layer's BLAS GEMM with its bias and activation fused after.
+
+Each output row is computed by one thread, in an order that does not depend
+on the thread count, so the result is the same bits with 1 thread or many.
 """
 from cython cimport floating
 from cpython.pythread cimport (
@@ -11,14 +21,77 @@ from cpython.pythread cimport (
 from libc.stdlib cimport free, malloc, realloc
 
 from fastnn._kernels.activations import ACTIVATION_CODES
+from fastnn._kernels.activations cimport ACT_IDENTITY, ACT_RELU, act_forward
 from fastnn._kernels._checks cimport data_ptr, floats_shaped, WRITE
 from fastnn._kernels._checks import stack_args
 from fastnn._kernels.dense cimport dense_forward_c
 from fastnn._kernels.vecmath cimport all_finite
 
+import os
+import warnings
+
 import numpy as np
 
 __all__ = ["DenseStack"]
+
+cdef extern from "packed.h" nogil:
+    int FNN_PACKED
+    int FNN_MR_MAX
+    size_t fnn_packed_size_f32(Py_ssize_t n_in, Py_ssize_t n_out)
+    size_t fnn_packed_size_f64(Py_ssize_t n_in, Py_ssize_t n_out)
+    void fnn_pack_f32(const float* W, const float* b, Py_ssize_t n_in,
+                      Py_ssize_t n_out, float* P)
+    void fnn_pack_f64(const double* W, const double* b, Py_ssize_t n_in,
+                      Py_ssize_t n_out, double* P)
+    void fnn_packed_dense_f32(const float* X, Py_ssize_t n, Py_ssize_t n_in,
+                              const float* P, Py_ssize_t n_out, int relu,
+                              float* Y, float* pad)
+    void fnn_packed_dense_f64(const double* X, Py_ssize_t n, Py_ssize_t n_in,
+                              const double* P, Py_ssize_t n_out, int relu,
+                              double* Y, double* pad)
+
+cdef extern from "pool.h" nogil:
+    ctypedef void (*fnn_task)(void* ctx, Py_ssize_t part, int worker) noexcept nogil
+    int fnn_parallel(fnn_task fn, void* ctx, Py_ssize_t parts)
+    void fnn_pool_set_threads(int n)
+    int fnn_pool_threads()
+    int fnn_flag_get(const int* flag)
+    void fnn_flag_clear(int* flag)
+
+#: Whether this build has the packed inference kernel (x86-64 with FMA).
+PACKED = bool(FNN_PACKED)
+
+
+def set_threads(n):
+    """Threads of a batch ``forward`` (the calling one included), >= 1."""
+    fnn_pool_set_threads(int(n))
+
+
+def get_threads():
+    """Threads of a batch ``forward`` (the calling one included)."""
+    return fnn_pool_threads()
+
+
+def _default_threads():
+    """FASTNN_NUM_THREADS if set (a whole number >= 1; anything else is
+    warned about and ignored), else the CPUs this process may run on."""
+    value = os.environ.get("FASTNN_NUM_THREADS", "").strip()
+    if value:
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n >= 1:
+            return n
+        warnings.warn(f"FASTNN_NUM_THREADS={value!r} is not a whole number >= 1; "
+                      "ignored", RuntimeWarning, stacklevel=2)
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+set_threads(_default_threads())
 
 
 cdef enum:
@@ -28,6 +101,18 @@ cdef enum:
     # more than the GEMM (the threaded ones wake and join their threads).
     STACK_ROWS = 512
     STACK_SCRATCH = 4 << 20
+    # The packed engine: batches from PACKED_MIN_ROWS rows (below, packing the
+    # weights costs more than it saves), in blocks of about PACKED_BLOCK bytes
+    # of input (they stay in a core's L2 cache through all the layers), of
+    # PACKED_ROW_STEP rows (whole tiles) and at least 4 per thread.
+    PACKED_MIN_ROWS_ = 32
+    PACKED_BLOCK = 512 << 10
+    PACKED_ROW_STEP = 12
+    PACKED_MAX_ROWS = 1200
+    ALIGN = 64
+
+#: Rows from which a batch takes the packed engine (where PACKED).
+PACKED_MIN_ROWS = PACKED_MIN_ROWS_
 
 
 cdef struct StackLayer:
@@ -37,6 +122,79 @@ cdef struct StackLayer:
     Py_ssize_t n_out
     int act
     double alpha
+    size_t packed_at  # where its packed weights start, in elements
+
+
+cdef struct PackedJob:
+    # One batch of the packed engine, shared by its threads (read-only but
+    # for status).
+    StackLayer* layers
+    int n_layers
+    const void* X
+    void* out
+    void* packed
+    char* scratch      # per thread: two activation blocks, then the tile pad
+    size_t scratch_per_thread
+    Py_ssize_t n, rows, width
+    int status         # 1, or 0 once a block has a non-finite input
+
+
+cdef inline size_t packed_size(floating* tag, Py_ssize_t n_in,
+                               Py_ssize_t n_out) noexcept nogil:
+    if floating is float:
+        return fnn_packed_size_f32(n_in, n_out)
+    else:
+        return fnn_packed_size_f64(n_in, n_out)
+
+
+cdef inline size_t aligned(size_t nbytes) noexcept nogil:
+    return (nbytes + ALIGN - 1) // ALIGN * ALIGN
+
+
+cdef inline void packed_block(PackedJob* job, Py_ssize_t part, int worker,
+                              floating* tag) noexcept nogil:
+    """Block ``part`` of the batch through every layer, on thread ``worker``."""
+    cdef Py_ssize_t r0 = part * job.rows, k, l
+    cdef StackLayer* L
+    cdef const floating* inp
+    cdef floating* dst
+    cdef floating* bufs[2]
+    cdef floating* pad
+    cdef floating* P = <floating*> job.packed
+    cdef char* mine = job.scratch + <size_t> worker * job.scratch_per_thread
+    cdef bint relu
+    if not fnn_flag_get(&job.status):
+        return
+    k = job.rows if r0 + job.rows <= job.n else job.n - r0
+    inp = <const floating*> job.X + r0 * job.layers[0].n_in
+    if not all_finite(inp, k * job.layers[0].n_in):
+        fnn_flag_clear(&job.status)
+        return
+    bufs[0] = <floating*> mine
+    bufs[1] = <floating*> (mine + aligned(job.rows * job.width * sizeof(floating)))
+    pad = <floating*> (mine + 2 * aligned(job.rows * job.width * sizeof(floating)))
+    for l in range(job.n_layers):
+        L = &job.layers[l]
+        dst = (<floating*> job.out + r0 * L.n_out if l == job.n_layers - 1
+               else bufs[l % 2])
+        relu = L.act == ACT_RELU
+        if floating is float:
+            fnn_packed_dense_f32(inp, k, L.n_in, P + L.packed_at, L.n_out, relu,
+                                 dst, pad)
+        else:
+            fnn_packed_dense_f64(inp, k, L.n_in, P + L.packed_at, L.n_out, relu,
+                                 dst, pad)
+        if not relu and L.act != ACT_IDENTITY:
+            act_forward(dst, k * L.n_out, L.act, L.alpha, dst)
+        inp = dst
+
+
+cdef void packed_block_f32(void* job, Py_ssize_t part, int worker) noexcept nogil:
+    packed_block(<PackedJob*> job, part, worker, <float*> NULL)
+
+
+cdef void packed_block_f64(void* job, Py_ssize_t part, int worker) noexcept nogil:
+    packed_block(<PackedJob*> job, part, worker, <double*> NULL)
 
 
 cdef class DenseStack:
@@ -60,7 +218,8 @@ cdef class DenseStack:
     cdef int n_layers
     cdef list keep
     cdef object dtype
-    cdef Py_ssize_t n_in, n_out, width
+    cdef Py_ssize_t n_in, n_out, width, max_in
+    cdef size_t packed_elems
     cdef PyThread_type_lock cache_lock
     cdef void* cache
     cdef size_t cache_bytes
@@ -91,6 +250,17 @@ cdef class DenseStack:
             self.layers[i].alpha = alpha
             self.width = max(self.width, W.shape[0])
         self.dtype = layers[0][0].dtype
+        self.max_in = 1
+        self.packed_elems = 0
+        for i in range(self.n_layers):
+            self.layers[i].packed_at = self.packed_elems
+            self.max_in = max(self.max_in, self.layers[i].n_in)
+            if self.dtype == np.float32:
+                self.packed_elems += aligned(packed_size(<float*> NULL,
+                    self.layers[i].n_in, self.layers[i].n_out) * 4) // 4
+            else:
+                self.packed_elems += aligned(packed_size(<double*> NULL,
+                    self.layers[i].n_in, self.layers[i].n_out) * 8) // 8
         self.n_in = self.layers[0].n_in
         self.n_out = self.layers[self.n_layers - 1].n_out
 
@@ -171,6 +341,8 @@ cdef class DenseStack:
         cdef StackLayer* L
         cdef bint cached
         cdef int status = 1
+        if FNN_PACKED and n >= PACKED_MIN_ROWS_:
+            return self._run_packed(X, n, out)
         if rows < STACK_ROWS:
             rows = STACK_ROWS
         if rows > n:
@@ -202,3 +374,62 @@ cdef class DenseStack:
         else:
             free(scratch)
         return status
+
+    cdef int _run_packed(self, const floating* X, Py_ssize_t n,
+                         floating* out) noexcept nogil:
+        """_run's packed engine (same results)."""
+        cdef PackedJob job
+        cdef int threads = fnn_pool_threads(), l
+        cdef Py_ssize_t rows, per_thread
+        cdef size_t packed_bytes
+        cdef char* scratch
+        cdef bint cached
+        cdef floating* P
+        cdef StackLayer* L
+        # rows per block: whole tiles, about PACKED_BLOCK bytes of input, and
+        # enough blocks for 4 per thread
+        rows = PACKED_BLOCK // (max(self.max_in, self.width) * sizeof(floating))
+        per_thread = (n + 4 * threads - 1) // (4 * threads)
+        if rows > per_thread:
+            rows = per_thread
+        if rows > PACKED_MAX_ROWS:
+            rows = PACKED_MAX_ROWS
+        rows = max(PACKED_ROW_STEP,
+                   (rows + PACKED_ROW_STEP - 1) // PACKED_ROW_STEP * PACKED_ROW_STEP)
+        job.layers = self.layers
+        job.n_layers = self.n_layers
+        job.X = X
+        job.out = out
+        job.n = n
+        job.rows = rows
+        job.width = self.width
+        job.status = 1
+        job.scratch_per_thread = (
+            2 * aligned(rows * self.width * sizeof(floating))
+            + aligned(FNN_MR_MAX * self.max_in * sizeof(floating)))
+        packed_bytes = aligned(self.packed_elems * sizeof(floating))
+        scratch = <char*> self._take_scratch(
+            ALIGN + packed_bytes + <size_t> threads * job.scratch_per_thread,
+            &cached)
+        if scratch == NULL:
+            return -1
+        P = <floating*> (scratch + (ALIGN - <size_t> scratch % ALIGN) % ALIGN)
+        job.packed = P
+        job.scratch = <char*> P + packed_bytes
+        for l in range(self.n_layers):
+            L = &self.layers[l]
+            if floating is float:
+                fnn_pack_f32(<float*> L.W, <float*> L.b, L.n_in, L.n_out,
+                             P + L.packed_at)
+            else:
+                fnn_pack_f64(<double*> L.W, <double*> L.b, L.n_in, L.n_out,
+                             P + L.packed_at)
+        if floating is float:
+            fnn_parallel(packed_block_f32, &job, (n + rows - 1) // rows)
+        else:
+            fnn_parallel(packed_block_f64, &job, (n + rows - 1) // rows)
+        if cached:
+            PyThread_release_lock(self.cache_lock)
+        else:
+            free(scratch)
+        return job.status

@@ -1,0 +1,197 @@
+/* A small thread pool for DenseStack's inference: fnn_parallel(fn, ctx,
+ * parts) runs fn(ctx, part, worker) for every part in [0, parts), spread over
+ * the calling thread (worker 0) and up to fnn_pool_threads() - 1 pool
+ * threads (workers 1, 2, ...), and returns when all are done.
+ *
+ * - One job runs at a time. A call made while another thread's job runs
+ *   does its parts itself, in its own thread: never blocked, never wrong.
+ * - Workers spin briefly after a job (a batch loop calls again soon), then
+ *   sleep on a condition variable.
+ * - Threads start at the first job that wants them. After fork() the child
+ *   has none: its first job starts its own.
+ * - Without POSIX threads (Windows builds), every job runs in the caller.
+ */
+#ifndef FASTNN_POOL_H
+#define FASTNN_POOL_H
+
+#include <stddef.h>
+
+typedef void (*fnn_task)(void* ctx, ptrdiff_t part, int worker) ;
+
+#define FNN_POOL_MAX 256
+
+/* A flag that a job's parts may clear from any thread. */
+static inline int fnn_flag_get(const int* flag)
+{
+    return __atomic_load_n(flag, __ATOMIC_RELAXED);
+}
+static inline void fnn_flag_clear(int* flag)
+{
+    __atomic_store_n(flag, 0, __ATOMIC_RELAXED);
+}
+
+#if defined(_WIN32)
+
+static inline void fnn_pool_set_threads(int n) { (void)n; }
+static inline int fnn_pool_threads(void) { return 1; }
+static inline int fnn_parallel(fnn_task fn, void* ctx, ptrdiff_t parts)
+{
+    ptrdiff_t p;
+    for (p = 0; p < parts; p++)
+        fn(ctx, p, 0);
+    return 1;
+}
+
+#else
+
+#include <pthread.h>
+#include <stdint.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define FNN_PAUSE() _mm_pause()
+#else
+#define FNN_PAUSE() ((void)0)
+#endif
+
+/* Pause instructions a worker spins before sleeping (about 0.1 to 0.5 ms). */
+#define FNN_SPINS 4000
+
+static struct {
+    pthread_mutex_t run;    /* held by the thread whose job runs */
+    pthread_mutex_t lock;   /* guards the condition variables */
+    pthread_cond_t wake, done;
+    int wanted;             /* threads per job, the caller included */
+    int started;            /* pool threads running */
+    int atfork;             /* the fork handlers are registered */
+    /* the job: */
+    unsigned long gen;      /* bumped for each job */
+    fnn_task fn;
+    void* ctx;
+    ptrdiff_t parts;
+    ptrdiff_t next;         /* the next part to take */
+    int helpers;            /* pool threads taking part */
+    int busy;               /* of those, the ones not yet done */
+    unsigned long born[FNN_POOL_MAX];  /* gen when each thread was made */
+} fnn_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+              PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 1};
+
+static inline void fnn_pool_set_threads(int n)
+{
+    __atomic_store_n(&fnn_pool.wanted,
+                     n < 1 ? 1 : (n > FNN_POOL_MAX ? FNN_POOL_MAX : n),
+                     __ATOMIC_RELAXED);
+}
+
+static inline int fnn_pool_threads(void)
+{
+    return __atomic_load_n(&fnn_pool.wanted, __ATOMIC_RELAXED);
+}
+
+static void fnn_pool_take_parts(int worker)
+{
+    ptrdiff_t p;
+    while ((p = __atomic_fetch_add(&fnn_pool.next, 1, __ATOMIC_RELAXED))
+           < fnn_pool.parts)
+        fnn_pool.fn(fnn_pool.ctx, p, worker);
+}
+
+static void* fnn_pool_worker(void* arg)
+{
+    int id = (int)(intptr_t)arg, i;
+    unsigned long seen = fnn_pool.born[id], gen;
+    for (;;) {
+        for (i = 0; i < FNN_SPINS; i++) {
+            if (__atomic_load_n(&fnn_pool.gen, __ATOMIC_ACQUIRE) != seen)
+                break;
+            FNN_PAUSE();
+        }
+        pthread_mutex_lock(&fnn_pool.lock);
+        while ((gen = __atomic_load_n(&fnn_pool.gen, __ATOMIC_ACQUIRE)) == seen)
+            pthread_cond_wait(&fnn_pool.wake, &fnn_pool.lock);
+        pthread_mutex_unlock(&fnn_pool.lock);
+        seen = gen;
+        if (id > fnn_pool.helpers)
+            continue;  /* this job wants fewer threads */
+        fnn_pool_take_parts(id);
+        if (__atomic_sub_fetch(&fnn_pool.busy, 1, __ATOMIC_ACQ_REL) == 0) {
+            pthread_mutex_lock(&fnn_pool.lock);
+            pthread_cond_signal(&fnn_pool.done);
+            pthread_mutex_unlock(&fnn_pool.lock);
+        }
+    }
+    return NULL;
+}
+
+static void fnn_pool_prepare(void) { pthread_mutex_lock(&fnn_pool.run); }
+static void fnn_pool_parent(void) { pthread_mutex_unlock(&fnn_pool.run); }
+static void fnn_pool_child(void)
+{
+    /* The pool threads are not in the child: start afresh. */
+    pthread_mutex_init(&fnn_pool.lock, NULL);
+    pthread_cond_init(&fnn_pool.wake, NULL);
+    pthread_cond_init(&fnn_pool.done, NULL);
+    fnn_pool.started = 0;
+    pthread_mutex_unlock(&fnn_pool.run);
+}
+
+/* Runs the job; returns the number of threads that took part. */
+static int fnn_parallel(fnn_task fn, void* ctx, ptrdiff_t parts)
+{
+    int threads = fnn_pool_threads(), i;
+    pthread_t thread;
+    pthread_attr_t attr;
+    if (parts < threads)
+        threads = (int)parts;
+    if (threads <= 1 || pthread_mutex_trylock(&fnn_pool.run) != 0) {
+        ptrdiff_t p;
+        for (p = 0; p < parts; p++)
+            fn(ctx, p, 0);
+        return 1;
+    }
+    if (!fnn_pool.atfork)
+        fnn_pool.atfork = pthread_atfork(fnn_pool_prepare, fnn_pool_parent,
+                                         fnn_pool_child) == 0;
+    if (fnn_pool.started < threads - 1 && fnn_pool.atfork) {
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, 1 << 20);
+        for (i = fnn_pool.started; i < threads - 1; i++) {
+            /* the thread waits for the job after this gen, which may
+             * begin before the thread does */
+            fnn_pool.born[i + 1] = fnn_pool.gen;
+            if (pthread_create(&thread, &attr, fnn_pool_worker,
+                               (void*)(intptr_t)(i + 1)) != 0)
+                break;
+            fnn_pool.started = i + 1;
+        }
+        pthread_attr_destroy(&attr);
+    }
+    fnn_pool.helpers = threads - 1 < fnn_pool.started ? threads - 1 : fnn_pool.started;
+    fnn_pool.fn = fn;
+    fnn_pool.ctx = ctx;
+    fnn_pool.parts = parts;
+    fnn_pool.next = 0;
+    fnn_pool.busy = fnn_pool.helpers;
+    if (fnn_pool.helpers > 0) {
+        pthread_mutex_lock(&fnn_pool.lock);
+        __atomic_add_fetch(&fnn_pool.gen, 1, __ATOMIC_RELEASE);
+        pthread_cond_broadcast(&fnn_pool.wake);
+        pthread_mutex_unlock(&fnn_pool.lock);
+    }
+    fnn_pool_take_parts(0);
+    for (i = 0; i < FNN_SPINS * 4
+         && __atomic_load_n(&fnn_pool.busy, __ATOMIC_ACQUIRE) > 0; i++)
+        FNN_PAUSE();
+    if (__atomic_load_n(&fnn_pool.busy, __ATOMIC_ACQUIRE) > 0) {
+        pthread_mutex_lock(&fnn_pool.lock);
+        while (__atomic_load_n(&fnn_pool.busy, __ATOMIC_ACQUIRE) > 0)
+            pthread_cond_wait(&fnn_pool.done, &fnn_pool.lock);
+        pthread_mutex_unlock(&fnn_pool.lock);
+    }
+    threads = fnn_pool.helpers + 1;
+    pthread_mutex_unlock(&fnn_pool.run);
+    return threads;
+}
+
+#endif
+#endif  /* FASTNN_POOL_H */
