@@ -4,7 +4,7 @@
 The same ReLU MLP with the same weights runs four ways on the same float32
 input:
 
-- fastnn ``model.predict`` (the one-call Dense stack);
+- fastnn ``model.predict`` (the one-call Dense stack), ``--threads`` threads;
 - onnxruntime on ``model.to_onnx``'s file, ``--threads`` intra-op threads;
 - torch ``nn.Sequential`` under ``torch.inference_mode``, ``--threads`` threads;
 - the NumPy textbook ``H = max(H @ W.T + b, 0)`` layer by layer.
@@ -12,9 +12,10 @@ input:
 Each implementation's loop count is calibrated so one repeat takes at least
 ``--min-time``; then the repeats of the four run interleaved (a busy spell of
 the machine hits them alike) and the best repeat is kept. Before each repeat
-the benchmark pauses ``--settle`` seconds: onnxruntime's and torch's worker
-threads spin for a while after their work, and without the pause they would
-take the cores from whichever implementation runs next. Outputs are checked
+the benchmark pauses ``--settle`` seconds: onnxruntime's, torch's and
+NumPy's BLAS worker threads spin for a while after their work (OpenBLAS's for
+about 0.1 s), and without the pause they would take the cores from whichever
+implementation runs next. Outputs are checked
 to agree before anything is timed. onnxruntime and torch are skipped when not
 installed.
 
@@ -128,10 +129,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2,
-                        help="onnxruntime intra-op and torch threads")
+                        help="fastnn, onnxruntime intra-op and torch threads")
     parser.add_argument("--min-time", type=float, default=0.02,
                         help="seconds per repeat, at least")
-    parser.add_argument("--settle", type=float, default=0.05,
+    parser.add_argument("--settle", type=float, default=0.2,
                         help="seconds of pause before each repeat")
     parser.add_argument("--rows", type=int, default=None,
                         help="at most N rows per batch (a quick look)")
@@ -139,11 +140,23 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats, args.min_time = 3, 0.005
+        args.settle = min(args.settle, 0.02)
     if args.repeats < 1 or args.min_time <= 0 or args.threads < 1 or (
             args.rows is not None and args.rows < 1) or args.settle < 0:
         parser.error("--repeats, --min-time, --threads and --rows must be "
                      "positive, --settle >= 0")
     rng = np.random.default_rng(0)
+    threads_before = fastnn.get_num_threads()
+    fastnn.set_num_threads(args.threads)
+    try:
+        rows, names = _measure(args, rng)
+    finally:
+        fastnn.set_num_threads(threads_before)
+    _report(args, rows, names)
+    return 0
+
+
+def _measure(args, rng):
     rows, names = [], None
     with tempfile.TemporaryDirectory() as tmpdir:
         for sizes, n in CONFIGS:
@@ -158,11 +171,16 @@ def main(argv=None):
             best = best_of(impls, X, args.repeats, args.min_time, args.settle)
             names = list(impls)
             rows.append(("-".join(map(str, sizes)), n, best))
+    return rows, names
+
+
+def _report(args, rows, names):
     from fastnn._kernels import BUILD, LEVEL
+    from fastnn.bench_variants import cpu_name
 
     print(f"best of {args.repeats}, float32, fastnn {fastnn.__version__} ({BUILD}, "
-          f"level {LEVEL}), {os.cpu_count()} CPUs, {args.settle:g} s pause "
-          "before each repeat\n")
+          f"level {LEVEL}), {os.cpu_count()} CPUs ({cpu_name()}), {args.threads} "
+          f"threads, {args.settle:g} s pause before each repeat\n")
     ort_name = next((k for k in names if k.startswith("onnxruntime")), None)
     header = ["config", "rows"] + names + (["fastnn / onnxruntime"] if ort_name
                                            else [])
@@ -174,7 +192,6 @@ def main(argv=None):
         if ort_name:
             cells.append(f"{best['fastnn predict'] / best[ort_name]:.2f}")
         print(f"| {config} | {n} | " + " | ".join(cells) + " |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@ x86-64 baseline (here), x86-64-v3 (AVX2, FMA; in ``_v3``) and x86-64-v4
 build of the best level the CPU supports (:data:`LEVEL`), as NumPy chooses
 its SIMD code at import. The environment variable ``FASTNN_CPU_LEVEL``
 (``baseline``, ``v3`` or ``v4``) forces a lower level, for tests and bug
-reports. All levels compute the same bits (no FMA contraction at any level).
+reports. All levels compute the same bits (no FMA contraction at any level),
+except batch ``predict``: v3 and v4 run it through the packed inference
+kernel (``stack``, which uses FMA), the same bits on both, and the baseline
+through the BLAS.
 A native build (``pip install .``) has one level, ``"native"``: its own
 machine's.
 """

@@ -114,6 +114,16 @@ cdef enum:
 #: Rows from which a batch takes the packed engine (where PACKED).
 PACKED_MIN_ROWS = PACKED_MIN_ROWS_
 
+cdef Py_ssize_t packed_min_rows = PACKED_MIN_ROWS_
+
+
+def _set_packed_min_rows(n):
+    """For benchmarks: batches of n rows or more take the packed engine
+    (a huge n: never); returns the previous threshold."""
+    global packed_min_rows
+    before, packed_min_rows = packed_min_rows, max(1, int(n))
+    return before
+
 
 cdef struct StackLayer:
     void* W
@@ -204,11 +214,13 @@ cdef class DenseStack:
     ----------
     layers : list of tuples ``(W, b, activation, alpha)``
         ``W`` (out, in) and ``b`` (out,) C-contiguous, all of one dtype. They
-        are read at every call (so later in-place weight updates are seen) and
-        must stay alive and unmoved; the stack keeps references to them.
+        are read (and, for the packed engine, packed) at every call, so later
+        in-place weight updates are seen; they must stay alive and unmoved,
+        and the stack keeps references to them.
 
     ``forward`` is thread-safe: it only reads the weights, and its scratch
-    memory is its own for the call. That is the stack's cached block when no
+    memory (the packed weights and every thread's activation blocks) is its
+    own for the call. That is the stack's cached block when no
     other call holds it (up to ``STACK_SCRATCH`` bytes, kept between calls,
     since a fresh block of that size costs more in page faults than a small
     network's GEMMs), else a block of its own.
@@ -341,7 +353,7 @@ cdef class DenseStack:
         cdef StackLayer* L
         cdef bint cached
         cdef int status = 1
-        if FNN_PACKED and n >= PACKED_MIN_ROWS_:
+        if FNN_PACKED and n >= packed_min_rows:
             return self._run_packed(X, n, out)
         if rows < STACK_ROWS:
             rows = STACK_ROWS
