@@ -113,7 +113,13 @@ def _packed_case(widths, dtype, seed):
     return layers
 
 
-@pytest.mark.parametrize("n", [31, 32, 33, 47, 1237], ids=lambda n: f"{n}rows")
+def _rows_around_threshold():
+    from fastnn._kernels.stack import PACKED_MIN_ROWS as m
+
+    return [m - 1, m, m + 1, m + 5, 1237]  # BLAS, whole tiles, ragged tiles, blocks
+
+
+@pytest.mark.parametrize("n", _rows_around_threshold(), ids=lambda n: f"{n}rows")
 @pytest.mark.parametrize("widths", PACKED_WIDTHS, ids=lambda w: "-".join(map(str, w)))
 def test_packed_engine_matches_twin(widths, n, dtype):
     from fastnn._kernels import stack as cy

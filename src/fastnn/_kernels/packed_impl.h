@@ -21,45 +21,55 @@ static inline size_t FNN_FN(fnn_packed_size)(ptrdiff_t n_in, ptrdiff_t n_out)
     return (size_t)(panels * nr) * (size_t)(n_in + 1);
 }
 
-/* Packs W (n_out, n_in) and b (n_out,) into P. */
-static void FNN_FN(fnn_pack)(const FNN_T* W, const FNN_T* b, ptrdiff_t n_in,
-                             ptrdiff_t n_out, FNN_T* P)
+/* Packs panel p of W (n_out, n_in) into the packed layer P, and with panel
+ * 0, b (n_out,): whole blocks of FNN_TB rows by FNN_TB columns are
+ * transposed in registers (FNN_TRANSPOSE), the rest element by element. */
+static void FNN_FN(fnn_pack_panel)(const FNN_T* W, const FNN_T* b, ptrdiff_t n_in,
+                                   ptrdiff_t n_out, ptrdiff_t p, FNN_T* P)
 {
     ptrdiff_t nr = FNN_FN(fnn_panel)(n_out);
     ptrdiff_t panels = (n_out + nr - 1) / nr;
-    ptrdiff_t p, k, j;
-    for (p = 0; p < panels; p++) {
-        FNN_T* panel = P + p * nr * n_in;
-        ptrdiff_t cols = n_out - p * nr < nr ? n_out - p * nr : nr;
-        for (k = 0; k < n_in; k++) {
-            for (j = 0; j < cols; j++)
-                panel[k * nr + j] = W[(p * nr + j) * n_in + k];
-            for (; j < nr; j++)
-                panel[k * nr + j] = 0;
-        }
+    FNN_T* panel = P + p * nr * n_in;
+    ptrdiff_t j0, k, i;
+    for (j0 = 0; j0 < nr; j0 += FNN_TB) {
+        ptrdiff_t row = p * nr + j0;  /* W's row for the block's first column */
+        ptrdiff_t rows = n_out - row < FNN_TB ? n_out - row : FNN_TB;
+        k = 0;
+        if (rows == FNN_TB)
+            for (; k + FNN_TB <= n_in; k += FNN_TB)
+                FNN_TRANSPOSE(W + row * n_in + k, n_in, panel + k * nr + j0, nr);
+        for (; k < n_in; k++)
+            for (i = 0; i < FNN_TB; i++)
+                panel[k * nr + j0 + i] = i < rows ? W[(row + i) * n_in + k] : 0;
     }
-    FNN_T* bias = P + panels * nr * n_in;
-    for (j = 0; j < panels * nr; j++)
-        bias[j] = j < n_out ? b[j] : 0;
+    if (p == 0) {
+        FNN_T* bias = P + panels * nr * n_in;
+        for (i = 0; i < panels * nr; i++)
+            bias[i] = i < n_out ? b[i] : 0;
+    }
 }
 
-/* Stores `rows` rows of a tile's `cols` columns (cols <= the vectors'
- * elements) from the vectors acc[r * nv .. r * nv + nv). */
+/* Panels of a layer with n_out outputs. */
+static inline ptrdiff_t FNN_FN(fnn_panels)(ptrdiff_t n_out)
+{
+    ptrdiff_t nr = FNN_FN(fnn_panel)(n_out);
+    return (n_out + nr - 1) / nr;
+}
+
+/* Stores `rows` rows of a tile's first `cols` columns from the vectors
+ * acc[r * nv .. r * nv + nv), with masked stores for a ragged last panel. */
 static inline void FNN_FN(fnn_store)(const FNN_V* acc, int nv, int rows,
                                      ptrdiff_t cols, FNN_T* Y, ptrdiff_t ldy)
 {
-    FNN_T tmp[2 * FNN_VL];
     int r, v;
-    for (r = 0; r < rows; r++) {
-        if (cols == nv * FNN_VL) {
-            for (v = 0; v < nv; v++)
+    for (r = 0; r < rows; r++)
+        for (v = 0; v < nv; v++) {
+            ptrdiff_t c = cols - v * FNN_VL;
+            if (c >= FNN_VL)
                 FNN_STOREU(Y + r * ldy + v * FNN_VL, acc[r * nv + v]);
-        } else {
-            for (v = 0; v < nv; v++)
-                FNN_STOREU(tmp + v * FNN_VL, acc[r * nv + v]);
-            memcpy(Y + r * ldy, tmp, (size_t)cols * sizeof(FNN_T));
+            else if (c > 0)
+                FNN_STORE_FIRST(Y + r * ldy + v * FNN_VL, (int)c, acc[r * nv + v]);
         }
-    }
 }
 
 /* A FNN_MR_WIDE x (2 vectors) tile: Y = f(X W^T + b) for the panel Wp. */
@@ -176,3 +186,6 @@ static void FNN_FN(fnn_packed_dense)(const FNN_T* X, ptrdiff_t n, ptrdiff_t n_in
 #undef FNN_FMA
 #undef FNN_MAX
 #undef FNN_ZERO
+#undef FNN_TB
+#undef FNN_STORE_FIRST
+#undef FNN_TRANSPOSE

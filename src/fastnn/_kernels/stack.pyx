@@ -39,10 +39,12 @@ cdef extern from "packed.h" nogil:
     int FNN_MR_MAX
     size_t fnn_packed_size_f32(Py_ssize_t n_in, Py_ssize_t n_out)
     size_t fnn_packed_size_f64(Py_ssize_t n_in, Py_ssize_t n_out)
-    void fnn_pack_f32(const float* W, const float* b, Py_ssize_t n_in,
-                      Py_ssize_t n_out, float* P)
-    void fnn_pack_f64(const double* W, const double* b, Py_ssize_t n_in,
-                      Py_ssize_t n_out, double* P)
+    Py_ssize_t fnn_panels_f32(Py_ssize_t n_out)
+    Py_ssize_t fnn_panels_f64(Py_ssize_t n_out)
+    void fnn_pack_panel_f32(const float* W, const float* b, Py_ssize_t n_in,
+                            Py_ssize_t n_out, Py_ssize_t p, float* P)
+    void fnn_pack_panel_f64(const double* W, const double* b, Py_ssize_t n_in,
+                            Py_ssize_t n_out, Py_ssize_t p, double* P)
     void fnn_packed_dense_f32(const float* X, Py_ssize_t n, Py_ssize_t n_in,
                               const float* P, Py_ssize_t n_out, int relu,
                               float* Y, float* pad)
@@ -105,10 +107,12 @@ cdef enum:
     # weights costs more than it saves), in blocks of about PACKED_BLOCK bytes
     # of input (they stay in a core's L2 cache through all the layers), of
     # PACKED_ROW_STEP rows (whole tiles) and at least 4 per thread.
-    PACKED_MIN_ROWS_ = 32
+    PACKED_MIN_ROWS_ = 48
     PACKED_BLOCK = 512 << 10
     PACKED_ROW_STEP = 12
     PACKED_MAX_ROWS = 1200
+    # Weights of fewer elements are packed by the calling thread alone.
+    PACK_ALONE = 32768
     ALIGN = 64
 
 #: Rows from which a batch takes the packed engine (where PACKED).
@@ -133,6 +137,8 @@ cdef struct StackLayer:
     int act
     double alpha
     size_t packed_at  # where its packed weights start, in elements
+    Py_ssize_t panels  # of its packed weights
+    Py_ssize_t first_panel  # its first panel's number among the stack's
 
 
 cdef struct PackedJob:
@@ -155,6 +161,37 @@ cdef inline size_t packed_size(floating* tag, Py_ssize_t n_in,
         return fnn_packed_size_f32(n_in, n_out)
     else:
         return fnn_packed_size_f64(n_in, n_out)
+
+
+cdef inline Py_ssize_t panels_of(floating* tag, Py_ssize_t n_out) noexcept nogil:
+    if floating is float:
+        return fnn_panels_f32(n_out)
+    else:
+        return fnn_panels_f64(n_out)
+
+
+cdef inline void pack_panel(PackedJob* job, Py_ssize_t part, int worker,
+                            floating* tag) noexcept nogil:
+    """Packs panel ``part`` of the stack (numbered across its layers)."""
+    cdef int l = 0
+    cdef StackLayer* L
+    while part >= job.layers[l].first_panel + job.layers[l].panels:
+        l += 1
+    L = &job.layers[l]
+    if floating is float:
+        fnn_pack_panel_f32(<float*> L.W, <float*> L.b, L.n_in, L.n_out,
+                           part - L.first_panel, <float*> job.packed + L.packed_at)
+    else:
+        fnn_pack_panel_f64(<double*> L.W, <double*> L.b, L.n_in, L.n_out,
+                           part - L.first_panel, <double*> job.packed + L.packed_at)
+
+
+cdef void pack_panel_f32(void* job, Py_ssize_t part, int worker) noexcept nogil:
+    pack_panel(<PackedJob*> job, part, worker, <float*> NULL)
+
+
+cdef void pack_panel_f64(void* job, Py_ssize_t part, int worker) noexcept nogil:
+    pack_panel(<PackedJob*> job, part, worker, <double*> NULL)
 
 
 cdef inline size_t aligned(size_t nbytes) noexcept nogil:
@@ -232,6 +269,7 @@ cdef class DenseStack:
     cdef object dtype
     cdef Py_ssize_t n_in, n_out, width, max_in
     cdef size_t packed_elems
+    cdef Py_ssize_t panels
     cdef PyThread_type_lock cache_lock
     cdef void* cache
     cdef size_t cache_bytes
@@ -264,9 +302,16 @@ cdef class DenseStack:
         self.dtype = layers[0][0].dtype
         self.max_in = 1
         self.packed_elems = 0
+        self.panels = 0
         for i in range(self.n_layers):
             self.layers[i].packed_at = self.packed_elems
             self.max_in = max(self.max_in, self.layers[i].n_in)
+            self.layers[i].first_panel = self.panels
+            if self.dtype == np.float32:
+                self.layers[i].panels = panels_of(<float*> NULL, self.layers[i].n_out)
+            else:
+                self.layers[i].panels = panels_of(<double*> NULL, self.layers[i].n_out)
+            self.panels += self.layers[i].panels
             if self.dtype == np.float32:
                 self.packed_elems += aligned(packed_size(<float*> NULL,
                     self.layers[i].n_in, self.layers[i].n_out) * 4) // 4
@@ -397,7 +442,6 @@ cdef class DenseStack:
         cdef char* scratch
         cdef bint cached
         cdef floating* P
-        cdef StackLayer* L
         # rows per block: whole tiles, about PACKED_BLOCK bytes of input, and
         # enough blocks for 4 per thread
         rows = PACKED_BLOCK // (max(self.max_in, self.width) * sizeof(floating))
@@ -428,14 +472,15 @@ cdef class DenseStack:
         P = <floating*> (scratch + (ALIGN - <size_t> scratch % ALIGN) % ALIGN)
         job.packed = P
         job.scratch = <char*> P + packed_bytes
-        for l in range(self.n_layers):
-            L = &self.layers[l]
+        # the weights, packed: by the threads when it is worth a wake-up
+        if self.packed_elems >= PACK_ALONE:
             if floating is float:
-                fnn_pack_f32(<float*> L.W, <float*> L.b, L.n_in, L.n_out,
-                             P + L.packed_at)
+                fnn_parallel(pack_panel_f32, &job, self.panels)
             else:
-                fnn_pack_f64(<double*> L.W, <double*> L.b, L.n_in, L.n_out,
-                             P + L.packed_at)
+                fnn_parallel(pack_panel_f64, &job, self.panels)
+        else:
+            for l in range(self.panels):
+                pack_panel(&job, l, 0, <floating*> NULL)
         if floating is float:
             fnn_parallel(packed_block_f32, &job, (n + rows - 1) // rows)
         else:
