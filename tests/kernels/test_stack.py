@@ -204,3 +204,60 @@ def test_batch_predict_works_in_a_forked_child():
                          text=True, env=child_env(), timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_packed_relu_keeps_nan_as_the_blas_engine_does(dtype):
+    # Non-finite weights (a diverged model) are not refused: both engines give
+    # the NaNs that ReLU(NaN) = NaN propagates, as act_forward does.
+    from fastnn._kernels import stack as cy
+    from fastnn.reference import stack as ref
+
+    layers = _packed_case((20, 40, 6), dtype, 0)
+    layers = [(W.copy(), b, "relu", 0.0) for W, b, _, _ in layers]
+    layers[0][0][5, :] = np.nan  # hidden unit 5 is NaN for every row
+    layers[0][0][7, 3] = np.inf
+    X = np.random.default_rng(2).standard_normal((300, 20)).astype(dtype)
+    out_cy = np.empty((300, 6), dtype)
+    out_np = np.empty((300, 6), dtype)
+    assert cy.DenseStack(layers).forward(X, out_cy)
+    assert ref.DenseStack(layers).forward(X, out_np)
+    assert np.isnan(out_cy).all() and np.isnan(out_np).all()
+
+
+def test_batch_predict_while_threads_change_and_stacks_alternate(threads):
+    # Stress for the pool: many pool threads on few cores, jobs of two sizes
+    # (the large weights are packed by the pool too) from several Python
+    # threads, while another thread keeps changing the thread count.
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(0)
+    models = [fastnn.Sequential([fastnn.Dense(200, "relu"), fastnn.Dense(10)],
+                                input_dim=300, seed=0),
+              fastnn.Sequential([fastnn.Dense(12, "tanh"), fastnn.Dense(3)],
+                                input_dim=5, seed=1)]
+    inputs = [rng.standard_normal((n, m.input_dim)).astype(np.float32)
+              for m, n in zip(models, (700, 2000))]
+    expected = [m.predict(X) for m, X in zip(models, inputs)]
+    stop = threading.Event()
+
+    def churn():
+        k = 0
+        while not stop.is_set():
+            fastnn.set_num_threads(1 + k % 8)
+            k += 1
+
+    def job(i):
+        m = i % 2
+        return m, models[m].predict(inputs[m])
+
+    churner = threading.Thread(target=churn)
+    churner.start()
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(job, range(200)))
+    finally:
+        stop.set()
+        churner.join()
+    for m, out in results:
+        np.testing.assert_array_equal(out, expected[m])

@@ -105,6 +105,27 @@ static inline void fnn_store_first_f64(double* p, int c, __m256d v)
 }
 #endif
 
+/* ReLU as act_forward computes it, 0 where z <= 0, else z (NaN stays). */
+#if defined(__AVX512F__)
+static inline __m512 fnn_relu_f32(__m512 z)
+{
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_NLE_UQ), z);
+}
+static inline __m512d fnn_relu_f64(__m512d z)
+{
+    return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(z, _mm512_setzero_pd(), _CMP_NLE_UQ), z);
+}
+#else
+static inline __m256 fnn_relu_f32(__m256 z)
+{
+    return _mm256_andnot_ps(_mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_LE_OQ), z);
+}
+static inline __m256d fnn_relu_f64(__m256d z)
+{
+    return _mm256_andnot_pd(_mm256_cmp_pd(z, _mm256_setzero_pd(), _CMP_LE_OQ), z);
+}
+#endif
+
 #if defined(__AVX512F__)
 #define FNN_T float
 #define FNN_S f32
@@ -114,11 +135,10 @@ static inline void fnn_store_first_f64(double* p, int c, __m256d v)
 #define FNN_STOREU _mm512_storeu_ps
 #define FNN_SET1 _mm512_set1_ps
 #define FNN_FMA _mm512_fmadd_ps
-#define FNN_MAX _mm512_max_ps
-#define FNN_ZERO _mm512_setzero_ps
 #define FNN_TB 8
 #define FNN_TRANSPOSE fnn_transpose_f32
 #define FNN_STORE_FIRST fnn_store_first_f32
+#define FNN_RELU fnn_relu_f32
 #include "packed_impl.h"
 #define FNN_T double
 #define FNN_S f64
@@ -128,11 +148,10 @@ static inline void fnn_store_first_f64(double* p, int c, __m256d v)
 #define FNN_STOREU _mm512_storeu_pd
 #define FNN_SET1 _mm512_set1_pd
 #define FNN_FMA _mm512_fmadd_pd
-#define FNN_MAX _mm512_max_pd
-#define FNN_ZERO _mm512_setzero_pd
 #define FNN_TB 4
 #define FNN_TRANSPOSE fnn_transpose_f64
 #define FNN_STORE_FIRST fnn_store_first_f64
+#define FNN_RELU fnn_relu_f64
 #include "packed_impl.h"
 #else
 #define FNN_T float
@@ -143,11 +162,10 @@ static inline void fnn_store_first_f64(double* p, int c, __m256d v)
 #define FNN_STOREU _mm256_storeu_ps
 #define FNN_SET1 _mm256_set1_ps
 #define FNN_FMA _mm256_fmadd_ps
-#define FNN_MAX _mm256_max_ps
-#define FNN_ZERO _mm256_setzero_ps
 #define FNN_TB 8
 #define FNN_TRANSPOSE fnn_transpose_f32
 #define FNN_STORE_FIRST fnn_store_first_f32
+#define FNN_RELU fnn_relu_f32
 #include "packed_impl.h"
 #define FNN_T double
 #define FNN_S f64
@@ -157,11 +175,10 @@ static inline void fnn_store_first_f64(double* p, int c, __m256d v)
 #define FNN_STOREU _mm256_storeu_pd
 #define FNN_SET1 _mm256_set1_pd
 #define FNN_FMA _mm256_fmadd_pd
-#define FNN_MAX _mm256_max_pd
-#define FNN_ZERO _mm256_setzero_pd
 #define FNN_TB 4
 #define FNN_TRANSPOSE fnn_transpose_f64
 #define FNN_STORE_FIRST fnn_store_first_f64
+#define FNN_RELU fnn_relu_f64
 #include "packed_impl.h"
 #endif
 

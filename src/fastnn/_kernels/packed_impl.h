@@ -100,7 +100,7 @@ static inline void FNN_FN(fnn_tile_wide)(const FNN_T* X, ptrdiff_t K,
     if (relu) {
 #pragma GCC unroll 16
         for (r = 0; r < 2 * FNN_MR_WIDE; r++)
-            acc[r] = FNN_MAX(acc[r], FNN_ZERO());
+            acc[r] = FNN_RELU(acc[r]);
     }
     FNN_FN(fnn_store)(acc, 2, rows, cols, Y, ldy);
 }
@@ -127,7 +127,7 @@ static inline void FNN_FN(fnn_tile_narrow)(const FNN_T* X, ptrdiff_t K,
     if (relu) {
 #pragma GCC unroll 16
         for (r = 0; r < FNN_MR_NARROW; r++)
-            acc[r] = FNN_MAX(acc[r], FNN_ZERO());
+            acc[r] = FNN_RELU(acc[r]);
     }
     FNN_FN(fnn_store)(acc, 1, rows, cols, Y, ldy);
 }
@@ -184,8 +184,7 @@ static void FNN_FN(fnn_packed_dense)(const FNN_T* X, ptrdiff_t n, ptrdiff_t n_in
 #undef FNN_STOREU
 #undef FNN_SET1
 #undef FNN_FMA
-#undef FNN_MAX
-#undef FNN_ZERO
+#undef FNN_RELU
 #undef FNN_TB
 #undef FNN_STORE_FIRST
 #undef FNN_TRANSPOSE

@@ -1,7 +1,8 @@
 /* A small thread pool for DenseStack's inference: fnn_parallel(fn, ctx,
- * parts) runs fn(ctx, part, worker) for every part in [0, parts), spread over
- * the calling thread (worker 0) and up to fnn_pool_threads() - 1 pool
- * threads (workers 1, 2, ...), and returns when all are done.
+ * parts, max_threads) runs fn(ctx, part, worker) for every part in
+ * [0, parts), spread over the calling thread (worker 0) and pool threads
+ * (workers 1, 2, ...), min(fnn_pool_threads(), max_threads) threads in all,
+ * and returns when all are done.
  *
  * - One job runs at a time. A call made while another thread's job runs
  *   does its parts itself, in its own thread: never blocked, never wrong.
@@ -34,9 +35,11 @@ static inline void fnn_flag_clear(int* flag)
 
 static inline void fnn_pool_set_threads(int n) { (void)n; }
 static inline int fnn_pool_threads(void) { return 1; }
-static inline int fnn_parallel(fnn_task fn, void* ctx, ptrdiff_t parts)
+static inline int fnn_parallel(fnn_task fn, void* ctx, ptrdiff_t parts,
+                               int max_threads)
 {
     ptrdiff_t p;
+    (void)max_threads;
     for (p = 0; p < parts; p++)
         fn(ctx, p, 0);
     return 1;
@@ -97,7 +100,7 @@ static void fnn_pool_take_parts(int worker)
 
 static void* fnn_pool_worker(void* arg)
 {
-    int id = (int)(intptr_t)arg, i;
+    int id = (int)(intptr_t)arg, i, helpers;
     unsigned long seen = fnn_pool.born[id], gen;
     for (;;) {
         for (i = 0; i < FNN_SPINS; i++) {
@@ -105,13 +108,18 @@ static void* fnn_pool_worker(void* arg)
                 break;
             FNN_PAUSE();
         }
+        /* The job's fields are written under the lock with its gen: read
+         * them under it too, so that a thread late for one job (not counted
+         * in it) sees the next job whole, never a mix of two. */
         pthread_mutex_lock(&fnn_pool.lock);
-        while ((gen = __atomic_load_n(&fnn_pool.gen, __ATOMIC_ACQUIRE)) == seen)
+        while ((gen = fnn_pool.gen) == seen)
             pthread_cond_wait(&fnn_pool.wake, &fnn_pool.lock);
+        helpers = fnn_pool.helpers;
         pthread_mutex_unlock(&fnn_pool.lock);
         seen = gen;
-        if (id > fnn_pool.helpers)
+        if (id > helpers)
             continue;  /* this job wants fewer threads */
+        /* counted in busy: the job's fields stay as they are until we are done */
         fnn_pool_take_parts(id);
         if (__atomic_sub_fetch(&fnn_pool.busy, 1, __ATOMIC_ACQ_REL) == 0) {
             pthread_mutex_lock(&fnn_pool.lock);
@@ -134,12 +142,16 @@ static void fnn_pool_child(void)
     pthread_mutex_unlock(&fnn_pool.run);
 }
 
-/* Runs the job; returns the number of threads that took part. */
-static int fnn_parallel(fnn_task fn, void* ctx, ptrdiff_t parts)
+/* Runs the job on at most max_threads threads (the caller's scratch is
+ * sized for them: fnn_pool_threads() may change meanwhile); returns the
+ * number of threads that took part. */
+static int fnn_parallel(fnn_task fn, void* ctx, ptrdiff_t parts, int max_threads)
 {
     int threads = fnn_pool_threads(), i;
     pthread_t thread;
     pthread_attr_t attr;
+    if (threads > max_threads)
+        threads = max_threads;
     if (parts < threads)
         threads = (int)parts;
     if (threads <= 1 || pthread_mutex_trylock(&fnn_pool.run) != 0) {
@@ -166,6 +178,7 @@ static int fnn_parallel(fnn_task fn, void* ctx, ptrdiff_t parts)
         }
         pthread_attr_destroy(&attr);
     }
+    pthread_mutex_lock(&fnn_pool.lock);
     fnn_pool.helpers = threads - 1 < fnn_pool.started ? threads - 1 : fnn_pool.started;
     fnn_pool.fn = fn;
     fnn_pool.ctx = ctx;
@@ -173,11 +186,10 @@ static int fnn_parallel(fnn_task fn, void* ctx, ptrdiff_t parts)
     fnn_pool.next = 0;
     fnn_pool.busy = fnn_pool.helpers;
     if (fnn_pool.helpers > 0) {
-        pthread_mutex_lock(&fnn_pool.lock);
         __atomic_add_fetch(&fnn_pool.gen, 1, __ATOMIC_RELEASE);
         pthread_cond_broadcast(&fnn_pool.wake);
-        pthread_mutex_unlock(&fnn_pool.lock);
     }
+    pthread_mutex_unlock(&fnn_pool.lock);
     fnn_pool_take_parts(0);
     for (i = 0; i < FNN_SPINS * 4
          && __atomic_load_n(&fnn_pool.busy, __ATOMIC_ACQUIRE) > 0; i++)

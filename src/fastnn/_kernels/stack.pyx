@@ -54,7 +54,7 @@ cdef extern from "packed.h" nogil:
 
 cdef extern from "pool.h" nogil:
     ctypedef void (*fnn_task)(void* ctx, Py_ssize_t part, int worker) noexcept nogil
-    int fnn_parallel(fnn_task fn, void* ctx, Py_ssize_t parts)
+    int fnn_parallel(fnn_task fn, void* ctx, Py_ssize_t parts, int max_threads)
     void fnn_pool_set_threads(int n)
     int fnn_pool_threads()
     int fnn_flag_get(const int* flag)
@@ -437,7 +437,7 @@ cdef class DenseStack:
         """_run's packed engine (same results)."""
         cdef PackedJob job
         cdef int threads = fnn_pool_threads(), l
-        cdef Py_ssize_t rows, per_thread
+        cdef Py_ssize_t rows, per_thread, blocks
         cdef size_t packed_bytes
         cdef char* scratch
         cdef bint cached
@@ -452,6 +452,9 @@ cdef class DenseStack:
             rows = PACKED_MAX_ROWS
         rows = max(PACKED_ROW_STEP,
                    (rows + PACKED_ROW_STEP - 1) // PACKED_ROW_STEP * PACKED_ROW_STEP)
+        blocks = (n + rows - 1) // rows
+        if threads > blocks:
+            threads = <int> blocks
         job.layers = self.layers
         job.n_layers = self.n_layers
         job.X = X
@@ -472,19 +475,20 @@ cdef class DenseStack:
         P = <floating*> (scratch + (ALIGN - <size_t> scratch % ALIGN) % ALIGN)
         job.packed = P
         job.scratch = <char*> P + packed_bytes
-        # the weights, packed: by the threads when it is worth a wake-up
+        # the weights, packed: by the threads when it is worth a wake-up; the
+        # blocks then run on at most the threads the scratch is sized for
         if self.packed_elems >= PACK_ALONE:
             if floating is float:
-                fnn_parallel(pack_panel_f32, &job, self.panels)
+                fnn_parallel(pack_panel_f32, &job, self.panels, threads)
             else:
-                fnn_parallel(pack_panel_f64, &job, self.panels)
+                fnn_parallel(pack_panel_f64, &job, self.panels, threads)
         else:
             for l in range(self.panels):
                 pack_panel(&job, l, 0, <floating*> NULL)
         if floating is float:
-            fnn_parallel(packed_block_f32, &job, (n + rows - 1) // rows)
+            fnn_parallel(packed_block_f32, &job, blocks, threads)
         else:
-            fnn_parallel(packed_block_f64, &job, (n + rows - 1) // rows)
+            fnn_parallel(packed_block_f64, &job, blocks, threads)
         if cached:
             PyThread_release_lock(self.cache_lock)
         else:
