@@ -195,3 +195,51 @@ def test_train_refuses_output_paths_before_training(tmp_path, option, value, mat
     assert "Traceback" not in proc.stderr and proc.stdout == ""  # no epoch ran
     assert (tmp_path / "link").is_symlink()
     assert (tmp_path / "target").read_bytes() == b"keep"
+
+
+@pytest.mark.parametrize("value, match", [
+    ("missing/p.csv", "--out: no such directory"),
+    ("/dev/null", "--out: /dev/null is not a regular file"),
+    ("link", "--out: link is a symbolic link"),
+    ("p.txt", "--out: unsupported extension '.txt'"),
+])
+def test_predict_refuses_output_paths_before_loading(tmp_path, value, match):
+    (tmp_path / "target").write_bytes(b"keep")
+    os.symlink("target", tmp_path / "link")
+    # no model file at all: the --out check comes first
+    proc = _fastnn("predict", "missing.safetensors", "missing.csv", "--out", value,
+                   cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"fastnn predict: error: {match}")
+    assert (tmp_path / "link").is_symlink()
+    assert (tmp_path / "target").read_bytes() == b"keep"
+
+
+@pytest.mark.parametrize("name", ["p.csv", "p.npy"])
+def test_predict_out_replaces_a_file_whole(tmp_path, model, name):
+    X, _ = _data()
+    model.save(str(tmp_path / "m.safetensors"))
+    np.save(tmp_path / "X.npy", X)
+    (tmp_path / name).write_bytes(b"old contents, longer than nothing")
+    proc = _fastnn("predict", "m.safetensors", "X.npy", "--out", name, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    expected = model.predict(X)  # an untrained model: its raw outputs
+    if name.endswith(".npy"):
+        np.testing.assert_array_equal(np.load(tmp_path / name), expected)
+    else:
+        lines = (tmp_path / name).read_text().splitlines()
+        assert len(lines) == 1 + len(X)
+        got = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
+        np.testing.assert_allclose(got, expected, rtol=1e-7)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".fastnn-")] == []
+
+
+def test_diagnose_refuses_a_plot_path_before_running(tmp_path):
+    pytest.importorskip("matplotlib")
+    proc = _fastnn("diagnose", "--plot", "missing/h.png", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "fastnn diagnose: error: --plot: no such directory")
+    assert proc.stdout == ""

@@ -397,8 +397,11 @@ def _prediction_table(model, X, proba):
 
 def cmd_predict(args):
     import fastnn
-    from fastnn.data import load_features, write_table
+    from fastnn.data import load_features, table_extension, write_table
 
+    if args.out:  # refused before any work, not after it
+        _check_output_path("--out", args.out)
+        table_extension(args.out, "--out")
     model = fastnn.load(args.model)
     X = load_features(args.data, model.feature_names,
                       ignore=(model.target_name,) if model.target_name else (),
@@ -420,6 +423,7 @@ def cmd_diagnose(args):
     from fastnn import diagnostics
 
     _check_plot_support(args.plot)
+    _check_output_path("--plot", args.plot)
     if args.model or args.data:
         if not (args.model and args.data):
             raise CLIError("diagnose: --model and --data go together")

@@ -289,22 +289,39 @@ def load_features(spec, feature_names=None, ignore=(), label_column=None,
     return table.numbers([j for j in range(table.n_columns) if j not in drop])
 
 
+def table_extension(path, name="out"):
+    """``".csv"`` or ``".npy"``, the format ``write_table`` writes to ``path``.
+
+    Raises ValueError (naming the argument ``name``) for any other extension."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".csv", ".npy"):
+        raise ValueError(f"{name}: unsupported extension {ext!r} (use .csv or .npy)")
+    return ext
+
+
 def write_table(path_or_file, values, columns):
     """Write ``values`` (1-D or 2-D; numbers or text) as CSV with a header row
-    ``columns``, or as ``.npy`` (no header) when ``path_or_file`` ends so."""
+    ``columns``, or as ``.npy`` (no header) when ``path_or_file`` ends so.
+
+    A path is checked by :func:`fastnn.io.check_save_path` and written
+    atomically (a temporary file, then ``os.replace``)."""
+    from fastnn.io import _write_atomic, check_save_path
+
     values = np.asarray(values)
-    if isinstance(path_or_file, str):
-        ext = os.path.splitext(path_or_file)[1].lower()
-        if ext == ".npy":
-            np.save(path_or_file, values)
-            return
-        if ext != ".csv":
-            raise ValueError(f"out: unsupported extension {ext!r} "
-                             "(use .csv or .npy)")
-        with open(path_or_file, "w", encoding="utf-8", newline="") as fh:
-            _write_csv(fh, values, columns)
-    else:
+    if not isinstance(path_or_file, str):
         _write_csv(path_or_file, values, columns)
+        return
+    check_save_path(path_or_file, "out")
+    ext = table_extension(path_or_file)
+    if ext == ".npy":
+        buffer = io.BytesIO()
+        np.save(buffer, values)
+        data = buffer.getvalue()
+    else:
+        text = io.StringIO(newline="")
+        _write_csv(text, values, columns)
+        data = text.getvalue().encode("utf-8")
+    _write_atomic(path_or_file, data, "out")
 
 
 def _cell(value):
