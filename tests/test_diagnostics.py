@@ -267,3 +267,21 @@ def test_report_rows_carry_layer_names(experiment):
     ratio = experiment["tanh Glorot"]["ratio"]
     assert f"gradient-norm ratio first/last hidden layer: {ratio:.3g}" in text
     assert "below 0.1 vanishing, above 10 exploding" in text
+
+
+def test_gradient_check_validates_before_building():
+    from fastnn.diagnostics import gradient_check
+
+    model = fastnn.Sequential([fastnn.Dense(4, "tanh"), fastnn.Dense(2)], seed=0)
+    X = np.random.default_rng(0).standard_normal((6, 3))
+    y = np.array([0, 1, 0, 1, 1, 0])
+    with pytest.raises(ValueError, match="X: "):
+        gradient_check(model, X[0], y)  # 1-D
+    with pytest.raises(ValueError, match="eps: must be > 0"):
+        gradient_check(model, X, y, eps=0.0)
+    with pytest.raises(ValueError, match="max_params: must be >= 1"):
+        gradient_check(model, X, y, max_params=0)
+    with pytest.raises(TypeError, match="seed: must be an integer"):
+        gradient_check(model, X, y, seed=1.5)
+    assert not model.built  # nothing was built by the refused calls
+    assert gradient_check(model, X, y) < 1e-6

@@ -222,11 +222,15 @@ def gradient_check(model, X, y, loss=None, eps=1e-6, max_params=500, seed=0):
     most ``max_params`` parameters chosen at random. Returns the norm-wise
     relative error ``||g_a - g_n|| / max(||g_a|| + ||g_n||, 1e-300)``.
     """
+    from fastnn._validation import check_array, check_float, check_int, check_seed
     from fastnn.layers import LAYERS
     from fastnn.model import Sequential
 
-    if not model.built:
-        model.build(np.asarray(X).shape[1])
+    eps = check_float("eps", eps, 0.0, low_open=True)
+    max_params = check_int("max_params", max_params, 1)
+    check_seed(seed)
+    if not model.built:  # X's own check names the problem: not 2-D, no rows, ...
+        model.build(check_array("X", X, model.dtype).shape[1])
     clone = Sequential([LAYERS[type(la).__name__].from_config(la.get_config())
                         for la in model.layers], input_dim=model.input_dim,
                        dtype="float64", backend=model.backend)
