@@ -10,6 +10,11 @@
  *   sleep on a condition variable.
  * - Threads start at the first job that wants them. After fork() the child
  *   has none: its first job starts its own.
+ * - Threads are started, and the one-job lock taken, through CPython's
+ *   thread API (the interpreter's own pthreads calls), so that the module
+ *   needs no glibc symbols newer than the manylinux baseline: glibc 2.34
+ *   gave pthread_create and pthread_mutex_trylock new symbol versions. The
+ *   waits use pthread mutexes and condition variables.
  * - Without POSIX threads (Windows builds), every job runs in the caller.
  */
 #ifndef FASTNN_POOL_H
@@ -35,6 +40,7 @@ static inline void fnn_flag_clear(int* flag)
 
 static inline void fnn_pool_set_threads(int n) { (void)n; }
 static inline int fnn_pool_threads(void) { return 1; }
+static inline int fnn_pool_init(void) { return 0; }
 static inline int fnn_parallel(fnn_task fn, void* ctx, ptrdiff_t parts,
                                int max_threads)
 {
@@ -47,6 +53,7 @@ static inline int fnn_parallel(fnn_task fn, void* ctx, ptrdiff_t parts,
 
 #else
 
+#include <Python.h>
 #include <pthread.h>
 #include <stdint.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -60,8 +67,7 @@ static inline int fnn_parallel(fnn_task fn, void* ctx, ptrdiff_t parts,
 #define FNN_SPINS 4000
 
 static struct {
-    pthread_mutex_t run;    /* held by the thread whose job runs */
-    pthread_mutex_t lock;   /* guards the condition variables */
+    pthread_mutex_t lock;   /* guards the condition variables and the job */
     pthread_cond_t wake, done;
     int wanted;             /* threads per job, the caller included */
     int started;            /* pool threads running */
@@ -75,8 +81,21 @@ static struct {
     int helpers;            /* pool threads taking part */
     int busy;               /* of those, the ones not yet done */
     unsigned long born[FNN_POOL_MAX];  /* gen when each thread was made */
-} fnn_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
-              PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 1};
+} fnn_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+              PTHREAD_COND_INITIALIZER, 1};
+
+/* Held by the thread whose job runs (a CPython lock: any thread may
+ * release it, as the fork handler in the child does). */
+static PyThread_type_lock fnn_pool_run = NULL;
+
+/* Allocates the one-job lock; call once, with the GIL held. Returns 0, or -1
+ * without memory (every job then runs in its caller). */
+static int fnn_pool_init(void)
+{
+    if (fnn_pool_run == NULL)
+        fnn_pool_run = PyThread_allocate_lock();
+    return fnn_pool_run == NULL ? -1 : 0;
+}
 
 static inline void fnn_pool_set_threads(int n)
 {
@@ -98,7 +117,7 @@ static void fnn_pool_take_parts(int worker)
         fnn_pool.fn(fnn_pool.ctx, p, worker);
 }
 
-static void* fnn_pool_worker(void* arg)
+static void fnn_pool_worker(void* arg)
 {
     int id = (int)(intptr_t)arg, i, helpers;
     unsigned long seen = fnn_pool.born[id], gen;
@@ -127,11 +146,10 @@ static void* fnn_pool_worker(void* arg)
             pthread_mutex_unlock(&fnn_pool.lock);
         }
     }
-    return NULL;
 }
 
-static void fnn_pool_prepare(void) { pthread_mutex_lock(&fnn_pool.run); }
-static void fnn_pool_parent(void) { pthread_mutex_unlock(&fnn_pool.run); }
+static void fnn_pool_prepare(void) { PyThread_acquire_lock(fnn_pool_run, WAIT_LOCK); }
+static void fnn_pool_parent(void) { PyThread_release_lock(fnn_pool_run); }
 static void fnn_pool_child(void)
 {
     /* The pool threads are not in the child: start afresh. */
@@ -139,7 +157,7 @@ static void fnn_pool_child(void)
     pthread_cond_init(&fnn_pool.wake, NULL);
     pthread_cond_init(&fnn_pool.done, NULL);
     fnn_pool.started = 0;
-    pthread_mutex_unlock(&fnn_pool.run);
+    PyThread_release_lock(fnn_pool_run);
 }
 
 /* Runs the job on at most max_threads threads (the caller's scratch is
@@ -148,13 +166,12 @@ static void fnn_pool_child(void)
 static int fnn_parallel(fnn_task fn, void* ctx, ptrdiff_t parts, int max_threads)
 {
     int threads = fnn_pool_threads(), i;
-    pthread_t thread;
-    pthread_attr_t attr;
     if (threads > max_threads)
         threads = max_threads;
     if (parts < threads)
         threads = (int)parts;
-    if (threads <= 1 || pthread_mutex_trylock(&fnn_pool.run) != 0) {
+    if (threads <= 1 || fnn_pool_run == NULL
+            || !PyThread_acquire_lock(fnn_pool_run, NOWAIT_LOCK)) {
         ptrdiff_t p;
         for (p = 0; p < parts; p++)
             fn(ctx, p, 0);
@@ -164,19 +181,15 @@ static int fnn_parallel(fnn_task fn, void* ctx, ptrdiff_t parts, int max_threads
         fnn_pool.atfork = pthread_atfork(fnn_pool_prepare, fnn_pool_parent,
                                          fnn_pool_child) == 0;
     if (fnn_pool.started < threads - 1 && fnn_pool.atfork) {
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&attr, 1 << 20);
         for (i = fnn_pool.started; i < threads - 1; i++) {
             /* the thread waits for the job after this gen, which may
              * begin before the thread does */
             fnn_pool.born[i + 1] = fnn_pool.gen;
-            if (pthread_create(&thread, &attr, fnn_pool_worker,
-                               (void*)(intptr_t)(i + 1)) != 0)
+            if (PyThread_start_new_thread(fnn_pool_worker, (void*)(intptr_t)(i + 1))
+                    == PYTHREAD_INVALID_THREAD_ID)
                 break;
             fnn_pool.started = i + 1;
         }
-        pthread_attr_destroy(&attr);
     }
     pthread_mutex_lock(&fnn_pool.lock);
     fnn_pool.helpers = threads - 1 < fnn_pool.started ? threads - 1 : fnn_pool.started;
@@ -201,7 +214,7 @@ static int fnn_parallel(fnn_task fn, void* ctx, ptrdiff_t parts, int max_threads
         pthread_mutex_unlock(&fnn_pool.lock);
     }
     threads = fnn_pool.helpers + 1;
-    pthread_mutex_unlock(&fnn_pool.run);
+    PyThread_release_lock(fnn_pool_run);
     return threads;
 }
 

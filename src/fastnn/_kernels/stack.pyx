@@ -54,6 +54,7 @@ cdef extern from "packed.h" nogil:
 
 cdef extern from "pool.h" nogil:
     ctypedef void (*fnn_task)(void* ctx, Py_ssize_t part, int worker) noexcept nogil
+    int fnn_pool_init()
     int fnn_parallel(fnn_task fn, void* ctx, Py_ssize_t parts, int max_threads)
     void fnn_pool_set_threads(int n)
     int fnn_pool_threads()
@@ -93,6 +94,7 @@ def _default_threads():
         return os.cpu_count() or 1
 
 
+fnn_pool_init()  # without memory for its lock, batches run in the caller
 set_threads(_default_threads())
 
 
