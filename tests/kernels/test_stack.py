@@ -226,16 +226,17 @@ def test_packed_relu_keeps_nan_as_the_blas_engine_does(dtype):
 
 def test_batch_predict_while_threads_change_and_stacks_alternate(threads):
     # Stress for the pool: many pool threads on few cores, jobs of two sizes
-    # (the large weights are packed by the pool too) from several Python
-    # threads, while another thread keeps changing the thread count.
+    # (both big enough for the pool; the large weights are packed by the pool
+    # too) from several Python threads, while another thread keeps changing
+    # the thread count.
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
     rng = np.random.default_rng(0)
     models = [fastnn.Sequential([fastnn.Dense(200, "relu"), fastnn.Dense(10)],
                                 input_dim=300, seed=0),
-              fastnn.Sequential([fastnn.Dense(12, "tanh"), fastnn.Dense(3)],
-                                input_dim=5, seed=1)]
+              fastnn.Sequential([fastnn.Dense(64, "tanh"), fastnn.Dense(3)],
+                                input_dim=40, seed=1)]
     inputs = [rng.standard_normal((n, m.input_dim)).astype(np.float32)
               for m, n in zip(models, (700, 2000))]
     expected = [m.predict(X) for m, X in zip(models, inputs)]

@@ -113,8 +113,11 @@ cdef enum:
     PACKED_BLOCK = 512 << 10
     PACKED_ROW_STEP = 12
     PACKED_MAX_ROWS = 1200
-    # Weights of fewer elements are packed by the calling thread alone.
+    # Weights of fewer elements are packed by the calling thread alone, and
+    # batches of fewer multiply-adds run in it alone (about 40 us of work):
+    # waking a thread that sleeps can cost more than that on a busy machine.
     PACK_ALONE = 32768
+    RUN_ALONE = 4 << 20
     ALIGN = 64
 
 #: Rows from which a batch takes the packed engine (where PACKED).
@@ -444,6 +447,8 @@ cdef class DenseStack:
         cdef char* scratch
         cdef bint cached
         cdef floating* P
+        if <double> n * self.packed_elems < RUN_ALONE:
+            threads = 1
         # rows per block: whole tiles, about PACKED_BLOCK bytes of input, and
         # enough blocks for 4 per thread
         rows = PACKED_BLOCK // (max(self.max_in, self.width) * sizeof(floating))
@@ -479,7 +484,7 @@ cdef class DenseStack:
         job.scratch = <char*> P + packed_bytes
         # the weights, packed: by the threads when it is worth a wake-up; the
         # blocks then run on at most the threads the scratch is sized for
-        if self.packed_elems >= PACK_ALONE:
+        if threads > 1 and self.packed_elems >= PACK_ALONE:
             if floating is float:
                 fnn_parallel(pack_panel_f32, &job, self.panels, threads)
             else:
