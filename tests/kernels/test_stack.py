@@ -116,23 +116,51 @@ def _packed_case(widths, dtype, seed):
 def _rows_around_threshold():
     from fastnn._kernels.stack import PACKED_MIN_ROWS as m
 
-    return [m - 1, m, m + 1, m + 5, 1237]  # BLAS, whole tiles, ragged tiles, blocks
+    return [1, 5, 13, m - 1, m, m + 1, m + 5, 1237]  # tiles whole and ragged, blocks
+
+
+@pytest.fixture(params=["auto", "packed"])
+def engine(request):
+    """Batches by the rule, then all through the packed engine."""
+    from fastnn._kernels import stack
+
+    before = stack._set_engine(request.param)
+    yield request.param
+    stack._set_engine(before)
 
 
 @pytest.mark.parametrize("n", _rows_around_threshold(), ids=lambda n: f"{n}rows")
 @pytest.mark.parametrize("widths", PACKED_WIDTHS, ids=lambda w: "-".join(map(str, w)))
-def test_packed_engine_matches_twin(widths, n, dtype):
+def test_packed_engine_matches_twin(widths, n, dtype, engine):
     from fastnn._kernels import stack as cy
     from fastnn.reference import stack as ref
 
     X = np.random.default_rng(n).standard_normal((n, widths[0])).astype(dtype)
     for seed in range(0, len(ALL_ACTS), 2):  # every activation at every depth
         layers = _packed_case(widths, dtype, seed)
+        stack = cy.DenseStack(layers)
+        if engine == "packed" and cy.PACKED:
+            assert stack.engine(n) == "packed"
         out_cy = np.full((n, widths[-1]), np.nan, dtype)
         out_np = np.full((n, widths[-1]), np.nan, dtype)
-        assert cy.DenseStack(layers).forward(X, out_cy)
+        assert stack.forward(X, out_cy)
         assert ref.DenseStack(layers).forward(X, out_np)
         np.testing.assert_allclose(out_cy, out_np, **tolerance(dtype, scale=10.0))
+
+
+def test_engine_rule_weighs_packing_against_rows():
+    from fastnn._kernels import stack as cy
+
+    if not cy.PACKED:
+        pytest.skip("no packed engine in this build")
+    m = cy.PACKED_MIN_ROWS
+    narrow = cy.DenseStack(_packed_case((64, 32, 10), np.float32, 0))
+    assert [narrow.engine(n) for n in (1, m - 1, m, 10000)] == [
+        "blas", "blas", "packed", "packed"]
+    # 784-512-256-10: packing 0.5M weights pays from about 130 rows
+    wide = cy.DenseStack(_packed_case((784, 512, 256, 10), np.float32, 0))
+    assert [wide.engine(n) for n in (m, 100, 200, 10000)] == [
+        "blas", "blas", "packed", "packed"]
 
 
 @pytest.fixture

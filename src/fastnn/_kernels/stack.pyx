@@ -4,7 +4,8 @@
 with the input's finiteness checked per block; the twin is
 :mod:`fastnn.reference.stack`. Two engines:
 
-- batches of at least ``PACKED_MIN_ROWS`` rows, where the build has the
+- batches of at least ``PACKED_MIN_ROWS`` rows, and at least the weights'
+  size / ``PACK_ROWS`` (``DenseStack.engine``), where the build has the
   packed kernel (``PACKED``; x86-64 with FMA): the weights are packed once per
   call and the blocks are spread over fastnn's inference threads
   (``packed.h``, ``pool.h``), each block going through every layer while it
@@ -114,23 +115,32 @@ cdef enum:
     PACKED_ROW_STEP = 12
     PACKED_MAX_ROWS = 1200
     # Weights of fewer elements are packed by the calling thread alone, and
-    # batches of fewer multiply-adds run in it alone (about 40 us of work):
+    # batches of fewer multiply-adds run in it alone (about 10 us of work):
     # waking a thread that sleeps can cost more than that on a busy machine.
     PACK_ALONE = 32768
-    RUN_ALONE = 4 << 20
+    RUN_ALONE = 1 << 20
+    # Packing costs about as much as PACK_ROWS rows of multiply-adds gain:
+    # a batch takes the packed engine from max(PACKED_MIN_ROWS, weights /
+    # PACK_ROWS) rows (e.g. 48 rows for 784-128-10, 130 for 784-512-256-10).
+    PACK_ROWS = 4096
     ALIGN = 64
 
 #: Rows from which a batch takes the packed engine (where PACKED).
 PACKED_MIN_ROWS = PACKED_MIN_ROWS_
 
-cdef Py_ssize_t packed_min_rows = PACKED_MIN_ROWS_
+# Which engine batches take: 0 by the rule in _run, 1 always the packed one
+# (where PACKED), 2 always the BLAS one.
+cdef int engine = 0
+ENGINES = ("auto", "packed", "blas")
 
 
-def _set_packed_min_rows(n):
-    """For benchmarks: batches of n rows or more take the packed engine
-    (a huge n: never); returns the previous threshold."""
-    global packed_min_rows
-    before, packed_min_rows = packed_min_rows, max(1, int(n))
+def _set_engine(name):
+    """For benchmarks and tests: "packed" or "blas" makes every batch take that
+    engine (the packed one only where PACKED), "auto" restores the rule;
+    returns the previous setting."""
+    global engine
+    before = ENGINES[engine]
+    engine = ENGINES.index(name)
     return before
 
 
@@ -333,6 +343,15 @@ cdef class DenseStack:
         if self.cache_lock != NULL:
             PyThread_free_lock(self.cache_lock)
 
+    cdef bint _packed_for(self, Py_ssize_t n) noexcept nogil:
+        return FNN_PACKED and (engine == 1 or (
+            engine == 0 and n >= PACKED_MIN_ROWS_
+            and <size_t> n * PACK_ROWS >= self.packed_elems))
+
+    def engine(self, n):
+        """The engine a batch of ``n`` rows takes: "packed" or "blas"."""
+        return "packed" if self._packed_for(n) else "blas"
+
     cdef void* _take_scratch(self, size_t nbytes, bint* cached) noexcept nogil:
         """A block of nbytes: the cached one if it is free (``cached`` set;
         give it back with ``PyThread_release_lock``), else a new one to free;
@@ -403,7 +422,7 @@ cdef class DenseStack:
         cdef StackLayer* L
         cdef bint cached
         cdef int status = 1
-        if FNN_PACKED and n >= packed_min_rows:
+        if self._packed_for(n):
             return self._run_packed(X, n, out)
         if rows < STACK_ROWS:
             rows = STACK_ROWS
