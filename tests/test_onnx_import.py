@@ -31,20 +31,32 @@ def perturbed(model, rng):
 
 # -- from torch.onnx.export ----------------------------------------------------
 
-def torch_export(module, n_in, path, opset=None):
+def torch_export(module, n_in, path, opset=None, dynamo=False):
+    """``torch.onnx.export``: the TorchScript exporter, or with ``dynamo`` the
+    default one of current torch (it needs onnxscript)."""
     torch = pytest.importorskip("torch")
     module.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.zeros(2, n_in),), str(path), dynamo=False,
-                          input_names=["x"], output_names=["y"], opset_version=opset,
-                          dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+        if dynamo:
+            torch.onnx.export(module, (torch.zeros(2, n_in),), str(path),
+                              dynamo=True, opset_version=opset, external_data=False,
+                              input_names=["x"], output_names=["y"],
+                              dynamic_shapes=({0: torch.export.Dim("n")},))
+        else:
+            torch.onnx.export(module, (torch.zeros(2, n_in),), str(path),
+                              dynamo=False, input_names=["x"], output_names=["y"],
+                              opset_version=opset,
+                              dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
 
 
-def test_torch_sequential_exported_by_torch(rng, tmp_path):
+@pytest.mark.parametrize("dynamo", [False, True], ids=["legacy", "dynamo"])
+def test_torch_sequential_exported_by_torch(rng, tmp_path, dynamo):
     torch = pytest.importorskip("torch")
     from torch import nn
 
+    if dynamo:  # torch's default exporter
+        pytest.importorskip("onnxscript")
     torch.manual_seed(0)
     module = nn.Sequential(
         nn.Linear(6, 10), nn.ReLU(), nn.BatchNorm1d(10), nn.Tanh(),
@@ -60,7 +72,7 @@ def test_torch_sequential_exported_by_torch(rng, tmp_path):
         bn.running_var.copy_(torch.rand(10) + 0.5)
         bn.weight.copy_(torch.rand(10) + 0.5)
         bn.bias.copy_(torch.randn(10) * 0.2)
-    torch_export(module, 6, tmp_path / "t.onnx")
+    torch_export(module, 6, tmp_path / "t.onnx", dynamo=dynamo)
     model = from_onnx(tmp_path / "t.onnx")
     assert [type(la).__name__ for la in model.layers] == [
         "Dense", "BatchNorm", "Activation", "Dense", "Dense", "Dense", "Dense",
@@ -72,26 +84,40 @@ def test_torch_sequential_exported_by_torch(rng, tmp_path):
     assert_close(model.predict(X), expected, np.float32)
 
 
-def test_torch_gelu_below_opset_20(rng, tmp_path):
+@pytest.mark.parametrize("dynamo", [False, True], ids=["legacy", "dynamo"])
+def test_torch_gelu_and_softplus_spelled_out_below_opset_20(rng, tmp_path, dynamo):
+    # Below opset 20 torch writes GELU (both forms) with Erf or Tanh and
+    # arithmetic, and Softplus (any opset) as Where(x > 20, x, Softplus(x)).
     torch = pytest.importorskip("torch")
     from torch import nn
 
+    if dynamo:
+        pytest.importorskip("onnxscript")
     torch.manual_seed(1)
-    module = nn.Sequential(nn.Linear(4, 6), nn.GELU(), nn.Linear(6, 5), nn.GELU(),
+    module = nn.Sequential(nn.Linear(4, 6), nn.GELU(), nn.Linear(6, 5),
+                           nn.GELU(approximate="tanh"), nn.Linear(5, 5), nn.Softplus(),
                            nn.Linear(5, 2))
-    torch_export(module, 4, tmp_path / "t.onnx", opset=17)
+    torch_export(module, 4, tmp_path / "t.onnx", opset=17 if not dynamo else 18,
+                 dynamo=dynamo)
     model = from_onnx(tmp_path / "t.onnx")
     assert [la.describe() for la in model.layers] == [
-        "Dense(6, gelu)", "Dense(5, gelu)", "Dense(2)"]
-    X = rng.standard_normal((100, 4)).astype(np.float32)
+        "Dense(6, gelu)", "Dense(5, gelu_tanh)", "Dense(5, softplus)", "Dense(2)"]
+    X = rng.standard_normal((100, 4)).astype(np.float32) * 4
     with torch.no_grad():
         expected = module(torch.from_numpy(X)).numpy()
     assert_close(model.predict(X), expected, np.float32)
-    # the tanh form is not read
-    torch_export(nn.Sequential(nn.Linear(4, 3), nn.GELU(approximate="tanh")), 4,
-                 tmp_path / "tanh.onnx", opset=17)
-    with pytest.raises(ValueError, match="model: node"):
-        from_onnx(tmp_path / "tanh.onnx")
+
+
+def test_torch_softplus_with_other_beta_is_refused(tmp_path):
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    pytest.importorskip("onnxscript")
+    module = nn.Sequential(nn.Linear(4, 3), nn.Softplus(beta=2.0, threshold=10.0))
+    torch_export(module, 4, tmp_path / "t.onnx", opset=18, dynamo=True)
+    with pytest.raises(ValueError, match=r"Softplus\(beta=2, threshold=10\) is not "
+                                         "supported"):
+        from_onnx(tmp_path / "t.onnx")
 
 
 # -- round trips -------------------------------------------------------------
@@ -272,7 +298,7 @@ def test_external_data_is_never_read(tmp_path):
     entry = W.external_data.add()
     entry.key, entry.value = "location", "secret.bin"
     proto = _graph([helper.make_node("Gemm", ["x", "W"], ["y"], transB=1)], [W])
-    with pytest.raises(ValueError, match="external data"):
+    with pytest.raises(ValueError, match="external data.*external_data=False"):
         from_onnx(_write(proto))
 
 

@@ -145,7 +145,9 @@ def _to_array(onnx, tensor, name):
     """The tensor as an array, after checking that it holds what it declares."""
     if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
         raise ValueError(f"model: tensor {name!r} refers to external data; only "
-                         "self-contained files are read")
+                         "self-contained files are read (export with "
+                         "torch.onnx.export(..., external_data=False), or save "
+                         "with onnx.save(model, path, save_as_external_data=False))")
     if tensor.HasField("segment"):
         raise ValueError(f"model: tensor {name!r} is segmented")
     if tensor.data_type not in _ITEMSIZE:
@@ -292,6 +294,12 @@ class _Reader:
         self.specs.append(["Activation", {"name": "softmax"}, []])
 
     def Softplus(self, node, a):
+        # ONNX's Softplus, or torch's with its beta and threshold (a pattern)
+        beta, threshold = a.get("beta", 1.0), a.get("threshold", 20.0)
+        if beta != 1.0 or threshold != 20.0:
+            self.fail(node, f"Softplus(beta={beta:g}, threshold={threshold:g}) is "
+                      "not supported; fastnn's softplus is torch's default "
+                      "(beta=1, threshold=20)")
         self.activation("softplus")
 
     def LeakyRelu(self, node, a):
@@ -579,39 +587,157 @@ def _split_const(g, node, op_type):
     return None
 
 
-def _gelu_erf(g, node):
-    """torch's GELU below opset 20, ``Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)),
-    0.5)``, as one ``Gelu`` node reading x."""
-    half = _split_const(g, node, "Mul")
-    if half is None or not math.isclose(half[1], 0.5):
+def _product(g, name, depth=3):
+    """A product of ``Mul`` nodes ending at ``name``, flattened: (its data
+    factors, the product of its scalar constant factors, the Mul nodes), or
+    None when ``name`` is computed by no Mul. Nested Muls are followed
+    ``depth`` levels down."""
+    node = _producer(g, name, "Mul")
+    if node is None or len(node.input) != 2:
         return None
-    inner = _producer(g, half[0], "Mul")
-    if inner is None or len(inner.input) != 2:
+    data, const, nodes = [], 1.0, [node]
+    for x in node.input:
+        value = g.constant(x)
+        if value is not None:
+            value = np.asarray(value)
+            if value.size != 1:
+                return None
+            const *= float(value.ravel()[0])
+            continue
+        inner = _product(g, x, depth - 1) if depth > 1 else None
+        if inner is None:
+            data.append(x)
+        else:
+            data += inner[0]
+            const *= inner[1]
+            nodes += inner[2]
+    return data, const, nodes
+
+
+def _plus_one(g, name, op_type):
+    """``Add(op_type(u), 1)`` in either order: (that node, the Add), or None."""
+    add = _split_const(g, _producer(g, name, "Add"), "Add")
+    if add is None or add[1] != 1:
         return None
-    for x, a in (tuple(inner.input), tuple(inner.input)[::-1]):
-        add = _producer(g, a, "Add")
-        plus = _split_const(g, add, "Add")
-        erf = plus and plus[1] == 1 and _producer(g, plus[0], "Erf")
-        div = erf and len(erf.input) == 1 and _producer(g, erf.input[0], "Div")
-        over = div and _split_const(g, div, "Div")
-        if over and over[0] == x and math.isclose(over[1], math.sqrt(2),
-                                                  rel_tol=1e-6):
-            return "Gelu", x, [inner, add, erf, div]
+    inner = _producer(g, add[0], op_type)
+    if inner is None or len(inner.input) != 1:
+        return None
+    return inner, g.producer[name]
+
+
+def _scaled(g, name, x, scale):
+    """The Mul or Div nodes computing ``x * scale`` at ``name``, or None."""
+    over = _split_const(g, _producer(g, name, "Div"), "Div")
+    if over is not None and over[0] == x and math.isclose(1 / over[1], scale,
+                                                         rel_tol=1e-6):
+        return [g.producer[name]]
+    prod = _product(g, name)
+    if prod is not None and prod[0] == [x] and math.isclose(prod[1], scale,
+                                                            rel_tol=1e-6):
+        return prod[2]
     return None
 
 
+def _cube(g, name, x):
+    """The nodes computing ``x ** 3`` at ``name`` (Pow, or x * x * x)."""
+    power = _split_const(g, _producer(g, name, "Pow"), "Pow")
+    if power is not None and power == (x, 3.0):
+        return [g.producer[name]]
+    prod = _product(g, name)
+    if prod is not None and prod[0] == [x, x, x] and prod[1] == 1:
+        return prod[2]
+    return None
+
+
+def _gelu_inner(g, name, x):
+    """``Add(Erf(x / sqrt 2), 1)`` or ``Add(Tanh(sqrt(2/pi) (x + 0.044715
+    x^3)), 1)`` at ``name``: (approximate, nodes), or None."""
+    erf = _plus_one(g, name, "Erf")
+    if erf is not None:
+        div = _scaled(g, erf[0].input[0], x, 1 / math.sqrt(2))
+        if div is not None:
+            return "none", [*erf, *div]
+    tanh = _plus_one(g, name, "Tanh")
+    if tanh is None:
+        return None
+    prod = _product(g, tanh[0].input[0])
+    if prod is None or len(prod[0]) != 1 or not math.isclose(
+            prod[1], math.sqrt(2 / math.pi), rel_tol=1e-6):
+        return None
+    add = _producer(g, prod[0][0], "Add")
+    if add is None or len(add.input) != 2 or x not in add.input:
+        return None
+    other = add.input[1] if add.input[0] == x else add.input[0]
+    term = _product(g, other)
+    if term is None or not math.isclose(term[1], 0.044715, rel_tol=1e-6):
+        return None
+    cube = _cube(g, term[0][0], x) if len(term[0]) == 1 else (
+        [] if term[0] == [x, x, x] else None)
+    if cube is None:
+        return None
+    return "tanh", [*tanh, *prod[2], add, *term[2], *cube]
+
+
+def _gelu(g, node):
+    """GELU spelled out below opset 20, as torch's exporters write it (the
+    erf form and the tanh form, the constants in any order): the product
+    ``0.5 * x * (1 + erf(x / sqrt 2))`` or ``0.5 * x * (1 + tanh(...))``, as
+    one ``Gelu`` node reading x."""
+    prod = _product(g, node.output[0]) if node.op_type == "Mul" else None
+    if prod is None or len(prod[0]) != 2 or not math.isclose(prod[1], 0.5):
+        return None
+    for x, inner in (prod[0], prod[0][::-1]):
+        found = _gelu_inner(g, inner, x)
+        if found is not None:
+            approximate, nodes = found
+            covered = [n for n in prod[2] + nodes if n is not node]
+            return "Gelu", x, covered, {"approximate": approximate}
+    return None
+
+
+def _softplus_where(g, node):
+    """torch's Softplus(beta, threshold), ``Where(Greater(beta x, threshold),
+    x, Softplus(beta x) / beta)``, as one ``Softplus`` node reading x, with
+    beta and threshold as attributes (the reader takes beta 1, threshold 20)."""
+    if node.op_type != "Where" or len(node.input) != 3:
+        return None
+    cond, x, smooth = node.input
+    greater = _split_const(g, _producer(g, cond, "Greater"), "Greater")
+    if greater is None or g.producer[cond].input[0] != greater[0]:
+        return None  # not (z > threshold)
+    z, threshold = greater
+    softplus = _producer(g, smooth, "Softplus")
+    beta, nodes = 1.0, []
+    if softplus is None:  # beta != 1: Div(Softplus(Mul(x, beta)), beta)
+        over = _split_const(g, _producer(g, smooth, "Div"), "Div")
+        softplus = over and _producer(g, over[0], "Softplus")
+        if not softplus:
+            return None
+        beta, nodes = over[1], [g.producer[smooth]]
+    if len(softplus.input) != 1 or softplus.input[0] != z:
+        return None
+    if z != x:
+        scaled = _scaled(g, z, x, beta)
+        if scaled is None:
+            return None
+        nodes += scaled
+    return ("Softplus", x, [g.producer[cond], softplus, *nodes],
+            {"beta": beta, "threshold": threshold})
+
+
 #: Small subgraphs read as one op: each returns (op, data input, nodes it
-#: covers besides the one it starts from) or None.
-PATTERNS = (_silu, _sigmoid_pair, _gelu_erf)
+#: covers besides the one it starts from[, attributes]) or None.
+PATTERNS = (_silu, _sigmoid_pair, _gelu, _softplus_where)
 
 
 def _fused(g, node):
     for pattern in PATTERNS:
         found = pattern(g, node)
         if found is not None:
-            op, x, covered = found
+            op, x, covered, *attrs = found
             return g.onnx.helper.make_node(op, [x], list(node.output),
-                                           name=node.name), covered
+                                           name=node.name,
+                                           **(attrs[0] if attrs else {})), covered
     return node, []
 
 
