@@ -22,11 +22,16 @@
 
 #include <stddef.h>
 
-typedef void (*fnn_task)(void* ctx, ptrdiff_t part, int worker) ;
+typedef void (*fnn_task)(void* ctx, ptrdiff_t part, int worker);
 
 #define FNN_POOL_MAX 256
 
-/* A flag that a job's parts may clear from any thread. */
+/* A flag that a job's parts may clear from any thread. (MSVC builds run
+ * every job in one thread: see below.) */
+#if defined(_MSC_VER)
+static inline int fnn_flag_get(const int* flag) { return *(const volatile int*)flag; }
+static inline void fnn_flag_clear(int* flag) { *(volatile int*)flag = 0; }
+#else
 static inline int fnn_flag_get(const int* flag)
 {
     return __atomic_load_n(flag, __ATOMIC_RELAXED);
@@ -35,11 +40,14 @@ static inline void fnn_flag_clear(int* flag)
 {
     __atomic_store_n(flag, 0, __ATOMIC_RELAXED);
 }
+#endif
 
 #if defined(_WIN32)
 
-static inline void fnn_pool_set_threads(int n) { (void)n; }
-static inline int fnn_pool_threads(void) { return 1; }
+/* The setting is kept (and reported), but jobs run in the caller. */
+static int fnn_pool_wanted = 1;
+static inline void fnn_pool_set_threads(int n) { fnn_pool_wanted = n < 1 ? 1 : n; }
+static inline int fnn_pool_threads(void) { return fnn_pool_wanted; }
 static inline int fnn_pool_init(void) { return 0; }
 static inline int fnn_parallel(fnn_task fn, void* ctx, ptrdiff_t parts,
                                int max_threads)
